@@ -1,0 +1,424 @@
+"""The BFGS-SQP main loop (GRANSO's algorithm): evaluate, steer, search, update, certify.
+
+The loop only orchestrates; each step lives in its own module. Observers (the table printer,
+``halt_log_fn``, user callbacks) receive an :class:`~ncvx.callbacks.IterationRecord` after the
+starting point and after every accepted step; a truthy return value halts the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from .callbacks import IterationRecord
+from .directions import DirectionFinder, FallbackLadder
+from .errors import ProblemError, QPBackendError
+from .hessian import LBFGS, DenseBFGS
+from .line_search import LineSearchSettings, LineSearchStatus, weak_wolfe
+from .neighborhood import NeighborhoodCache
+from .options import Options
+from .penalty import PenaltyPoint
+from .problem.evaluator import Evaluation, Evaluator, UserFunctionError, nonfinite_report
+from .qp import QPSolver
+from .result import Result, Status
+from .stationarity import StationarityResult, smooth_shortcut, stationarity
+from .steering import SteeringSettings
+from .tracking import BestTracker, to_iterate
+
+logger = logging.getLogger("ncvx")
+
+Observer = Callable[[IterationRecord], Any]
+
+
+class _Stop(Exception):
+    """Internal: ends the loop with a status."""
+
+    def __init__(self, status: Status, error: BaseException | None = None) -> None:
+        self.status = status
+        self.error = error
+
+
+class BFGSSQP:
+    """One run of the solver on an :class:`Evaluator` from ``x0`` (``(n,)``)."""
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        x0: torch.Tensor,
+        options: Options,
+        observers: Sequence[Observer] = (),
+        qp: QPSolver | None = None,
+    ) -> None:
+        self.ev = evaluator
+        self.opts = options
+        self.observers = list(observers)
+        self.n = evaluator.n
+        self.x0 = x0
+        self.qp = qp or QPSolver(options.QPsolver, tol=options.qp_tol)
+        self.start_time = time.perf_counter()
+        self.mu_lowest: float | None = None
+
+    # ------------------------------------------------------------------------------ setup
+    def initial_point(self) -> Evaluation:
+        """Evaluate and validate ``x0`` (values and gradients), applying prescaling."""
+        ev = self.ev.evaluate(self.x0, first=True)
+        bad = nonfinite_report(ev, self.ev.ci_names, self.ev.ce_names)
+        if bad:
+            raise ProblemError(f"non-finite values at the starting point x0: {bad}")
+        try:
+            ev.ensure_gradients()
+        except ProblemError:
+            raise
+        except RuntimeError as exc:
+            raise ProblemError(f"computing gradients at x0 failed: {exc}") from exc
+        assert ev.grad_f is not None and ev.J_i is not None and ev.J_e is not None
+        for name, g in (("f", ev.grad_f), ("ci", ev.J_i), ("ce", ev.J_e)):
+            if not bool(torch.isfinite(g).all()):
+                raise ProblemError(f"the gradient of {name} is not finite at the starting point x0")
+        thr = self.opts.prescaling_threshold
+        if math.isfinite(thr):
+            self._prescale(ev, thr)
+        return ev
+
+    def _prescale(self, ev: Evaluation, thr: float) -> None:
+        assert ev.grad_f is not None and ev.J_i is not None and ev.J_e is not None
+
+        def factor(norms: torch.Tensor) -> torch.Tensor:
+            return torch.where(norms > thr, thr / norms, torch.ones_like(norms))
+
+        sf = float(factor(torch.linalg.vector_norm(ev.grad_f).reshape(1))[0])
+        s_ci = factor(torch.linalg.vector_norm(ev.J_i, dim=1))
+        s_ce = factor(torch.linalg.vector_norm(ev.J_e, dim=1))
+        self.ev.set_scaling(sf, s_ci, s_ce)
+        ev.f, ev.ci, ev.ce = ev.f * sf, ev.ci * s_ci, ev.ce * s_ce
+        ev.grad_f, ev.J_i, ev.J_e = ev.grad_f * sf, ev.J_i * s_ci[:, None], ev.J_e * s_ce[:, None]
+        if self.opts.prescaling_info_msg and self.opts.print_level:
+            logger.info(
+                "prescaling: f x %.3g, %d constraints rescaled",
+                sf,
+                int((s_ci < 1).sum() + (s_ce < 1).sum()),
+            )
+
+    def make_hessian(self, dtype: torch.dtype, device: torch.device) -> DenseBFGS | LBFGS:
+        o, n = self.opts, self.n
+        H0 = o.H0
+        if H0 is not None:
+            if tuple(H0.shape) != (n, n):
+                raise ProblemError(f"H0 must have shape ({n}, {n}), got {tuple(H0.shape)}")
+            H0 = H0.to(device=device, dtype=dtype)
+            if o.limited_mem_size == 0 and H0.is_sparse:
+                H0 = H0.to_dense()
+            if o.checkH0:
+                dense = H0.to_dense() if H0.is_sparse else H0
+                sym = 0.5 * (dense + dense.T)
+                if not bool(torch.isfinite(dense).all()) or torch.linalg.cholesky_ex(sym)[1] != 0:
+                    raise ProblemError(
+                        "H0 is not symmetric positive definite (set checkH0=False to skip this test)"
+                    )
+        if o.limited_mem_size == 0:
+            if H0 is None:
+                H0 = torch.eye(n, dtype=dtype, device=device)
+            return DenseBFGS(H0, scale_first=o.scaleH0, damping=o.bfgs_damping)
+        lb = LBFGS(
+            n,
+            o.limited_mem_size,
+            H0=H0,
+            scaling=o.scaleH0,
+            fixed_scaling=o.limited_mem_fixed_scaling,
+            damping=o.bfgs_damping,
+            dtype=dtype,
+            device=device,
+        )
+        if o.limited_mem_warm_start is not None:
+            try:
+                lb.load_state(o.limited_mem_warm_start)
+            except (ValueError, KeyError) as exc:
+                raise ProblemError(str(exc)) from exc
+        return lb
+
+    # ------------------------------------------------------------------------------ the run
+    def run(self) -> Result:
+        o = self.opts
+        ev0 = self.initial_point()
+        dtype, device = ev0.x.dtype, ev0.x.device
+        self.constrained = ev0.ci.numel() + ev0.ce.numel() > 0
+        mu = float(o.mu0) if self.constrained else 1.0
+        self.tracker = BestTracker(self.constrained)
+        point = self._penalty_point(ev0, mu)
+        self.point = point
+        self.hessian = self.make_hessian(dtype, device)
+        self.apply_H_qp = self._qp_operator()
+        self.cache = NeighborhoodCache(o.resolved_ngrad(self.n), o.evaldist)
+        lowest, highest = o.min_fallback_level, o.max_fallback_level
+        if not self.constrained:
+            lowest, highest = max(lowest, 2), max(lowest, highest, 2)
+        self.ladder = FallbackLadder(lowest, highest, o.max_random_attempts)
+        gen = torch.Generator().manual_seed(o.seed + 1)
+        self.directions = DirectionFinder(
+            self.hessian,
+            self.qp,
+            SteeringSettings(
+                o.steering_c_viol,
+                o.steering_c_mu,
+                o.steering_maxit,
+                bool(o.steering_l1_model),
+                o.steering_ineq_margin,
+            ),
+            self.apply_H_qp,
+            gen,
+        )
+        self.iters = 0
+        status: Status = Status.MAXIT
+        error: BaseException | None = None
+        try:
+            stat = self._stationarity(point)
+            halted = self._emit(
+                IterationRecord(
+                    0,
+                    point,
+                    self.constrained,
+                    torch.zeros_like(point.x),
+                    0,
+                    0,
+                    1,
+                    0.0,
+                    stat.n_samples,
+                    stat.value,
+                    stat.qp_form,
+                    stat.d,
+                    self.hessian,
+                )
+            )
+            early = self._converged(point, stat.value, math.inf, halted)
+            if early is not None:
+                raise _Stop(early)
+            for _ in range(o.maxit):
+                self.point = self._iterate(self.point)
+            status = Status.MAXIT
+        except _Stop as stop:
+            status, error = stop.status, stop.error
+        except UserFunctionError as exc:
+            status, error = Status.USER_FUNCTION_ERROR, exc.original
+            logger.error("the user's function raised: %r", exc.original)
+        except KeyboardInterrupt:
+            status = Status.USER_HALT
+            logger.warning("interrupted: returning the best point found so far")
+        except QPBackendError as exc:
+            status, error = Status.QP_FAILURE, exc
+        except ProblemError as exc:
+            status, error = Status.USER_FUNCTION_ERROR, exc
+        except Exception as exc:  # an internal error must not lose the user's progress
+            logger.exception("internal error")
+            status, error = Status.UNKNOWN_ERROR, exc
+        return self._result(self.point, status, error)
+
+    # ------------------------------------------------------------------------------ one step
+    def _iterate(self, point: PenaltyPoint) -> PenaltyPoint:
+        """Find a direction, search along it, update H; returns the accepted point."""
+        o = self.opts
+        first = self.iters == 0
+        reattempts = o.linesearch_reattempts_x0 if first else o.linesearch_reattempts
+        c_mu_ls = o.linesearch_c_mu_x0 if first else o.linesearch_c_mu
+        ladder = self.ladder
+        ladder.reset()
+        evals = 0
+        base = point  # the iterate; its mu may be lowered by line-search reattempts
+        while True:
+            try:
+                d, mu = self.directions(base, ladder.level)
+            except QPBackendError as exc:
+                logger.warning("steering QP failed at level %d: %s", ladder.level, exc)
+                if not ladder.bump():
+                    raise _Stop(Status.QP_FAILURE, exc) from exc
+                continue
+            start = base if mu == base.mu else base.with_mu(mu)
+            if o.search_direction_rescaling:
+                d = d / torch.linalg.vector_norm(d).clamp_min(torch.finfo(d.dtype).tiny)
+            slope = float(start.grad_phi @ d)
+            descent = slope < 0
+            if not math.isfinite(slope) or (not descent and o.linesearch_nondescent_maxit == 0):
+                if not ladder.bump():
+                    raise _Stop(Status.NO_DESCENT)
+                continue
+            cap = min(math.inf if descent else o.linesearch_nondescent_maxit, o.linesearch_maxit)
+            ls = weak_wolfe(self._evaluator_at(start.mu), start, d, self._ls_settings(cap))
+            evals += ls.n_evals
+            if ls.status in (LineSearchStatus.OK, LineSearchStatus.FVALQUIT):
+                break
+            if ls.status == LineSearchStatus.NO_BRACKET and descent:
+                if self.constrained and reattempts > 0:
+                    reattempts -= 1
+                    base = base.with_mu(base.mu * c_mu_ls)
+                    self.mu_lowest = base.mu
+                    logger.info("line search did not bracket; retrying with mu = %g", base.mu)
+                    continue
+                self.mu_lowest = start.mu
+                raise _Stop(Status.LINESEARCH_NO_BRACKET)
+            if o.disable_terminationcode_6 and ladder.level == 3 and ls.alpha > 0:
+                break
+            if point.feasible and o.halt_on_linesearch_bracket:
+                raise _Stop(Status.LINESEARCH_BRACKET_FEASIBLE)
+            if not ladder.bump():
+                raise _Stop(
+                    Status.LINESEARCH_BRACKET_FEASIBLE
+                    if point.feasible
+                    else Status.LINESEARCH_BRACKET_INFEASIBLE
+                )
+        new = ls.point
+        s = new.x - start.x
+        y = new.grad_phi - start.grad_phi
+        rel_diff = (
+            abs(new.phi - start.phi) / abs(start.phi)
+            if mu == point.mu and start.phi != 0
+            else math.inf
+        )
+        stat = self._stationarity(new)
+        if bool((s != 0).any()):
+            info = self.hessian.update(s, y)
+            if not info.applied:
+                logger.debug(
+                    "BFGS update skipped at iteration %d (%s)", self.iters + 1, info.reason
+                )
+        else:
+            self.hessian.stats.record_skip()
+        self.iters += 1
+        halted = self._emit(
+            IterationRecord(
+                self.iters,
+                new,
+                self.constrained,
+                d,
+                ladder.level,
+                ladder.attempt,
+                evals,
+                ls.alpha,
+                stat.n_samples,
+                stat.value,
+                stat.qp_form,
+                stat.d,
+                self.hessian,
+            )
+        )
+        done = self._converged(new, stat.value, rel_diff, halted)
+        if done is not None:
+            self.point = new
+            raise _Stop(done)
+        return new
+
+    # ------------------------------------------------------------------------------ helpers
+    def _penalty_point(self, ev: Evaluation, mu: float) -> PenaltyPoint:
+        p = PenaltyPoint.create(ev, mu, self.opts.viol_ineq_tol, self.opts.viol_eq_tol)
+        self.tracker.observe(p)
+        return p
+
+    def _evaluator_at(self, mu: float) -> Callable[[torch.Tensor], PenaltyPoint]:
+        def evaluate(x: torch.Tensor) -> PenaltyPoint:
+            return self._penalty_point(self.ev.evaluate(x), mu)
+
+        return evaluate
+
+    def _ls_settings(self, cap: float) -> LineSearchSettings:
+        o = self.opts
+        return LineSearchSettings(
+            c1=o.wolfe1,
+            c2=o.wolfe2,
+            step_tol=o.step_tol,
+            init_step=o.init_step_size,
+            max_evals=cap,
+            fvalquit=o.fvalquit,
+            backtracking=bool(o.is_backtrack_linesearch),
+        )
+
+    def _stationarity(self, point: PenaltyPoint) -> StationarityResult:
+        res = smooth_shortcut(point, self.opts.opt_tol)
+        if res is None:
+            ev = point.ev
+            ev.ensure_gradients()
+            assert ev.grad_f is not None and ev.J_i is not None and ev.J_e is not None
+            self.cache.push(point.x, torch.cat([ev.grad_f[None], ev.J_i, ev.J_e]))
+            samples = self.cache.neighbours(point.x)
+            res = stationarity(
+                point, samples, self.apply_H_qp, self.qp, l2=bool(self.opts.stat_l2_model)
+            )
+        point.stat_value = res.value
+        return res
+
+    def _qp_operator(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        thr = self.opts.regularize_threshold
+        if not math.isfinite(thr) or not isinstance(self.hessian, DenseBFGS):
+            return self.hessian.apply
+        max_mode = bool(self.opts.regularize_max_eigenvalues)
+
+        def apply(v: torch.Tensor) -> torch.Tensor:
+            return regularized(self.hessian.H, thr, max_mode) @ v
+
+        return apply
+
+    def _emit(self, record: IterationRecord) -> bool:
+        halt = False
+        for obs in self.observers:
+            try:
+                halt = bool(obs(record)) or halt
+            except StopIteration:
+                halt = True
+        return halt
+
+    def _converged(
+        self, point: PenaltyPoint, stat: float, rel_diff: float, halted: bool
+    ) -> Status | None:
+        o = self.opts
+        if point.feasible:
+            if stat <= o.opt_tol:
+                return Status.STATIONARY
+            if rel_diff <= o.rel_tol:
+                return Status.REL_TOL
+            if point.f <= o.fvalquit:
+                return Status.FVALQUIT
+        if halted:
+            return Status.USER_HALT
+        if time.perf_counter() - self.start_time > o.maxclocktime:
+            return Status.MAX_TIME
+        return None
+
+    def _result(self, point: PenaltyPoint, status: Status, error: BaseException | None) -> Result:
+        final = to_iterate(point)
+        best = self.tracker.best
+        most_feasible = self.tracker.most_feasible or final
+        scalings = None
+        if self.ev.is_scaled:
+            scalings = {"f": self.ev.scale_f, "ci": self.ev.scale_ci, "ce": self.ev.scale_ce}
+        return Result(
+            status=status,
+            final=final,
+            best=best,
+            most_feasible=most_feasible,
+            iters=self.iters,
+            fn_evals=self.ev.n_values,
+            grad_evals=self.ev.n_gradients,
+            stat_value=point.stat_value,
+            mu=point.mu,
+            bfgs=self.hessian.stats,
+            hessian_state=self.hessian.state(),
+            qp_requests=self.qp.requests,
+            qp_failures=self.qp.failures,
+            mu_lowest=self.mu_lowest if status == Status.LINESEARCH_NO_BRACKET else None,
+            error=error,
+            seconds=time.perf_counter() - self.start_time,
+            constrained=self.constrained,
+            scalings=scalings,
+        )
+
+
+def regularized(H: torch.Tensor, threshold: float, lower_max: bool) -> torch.Tensor:
+    """``H`` with its condition number capped at ``threshold`` (eigenvalues clipped)."""
+    lam, V = torch.linalg.eigh(0.5 * (H + H.T))
+    lo, hi = float(lam.min()), float(lam.max())
+    if lo > 0 and hi / lo <= threshold:
+        return H
+    lam = lam.clamp(max=max(lo, 0.0) * threshold) if lower_max else lam.clamp(min=hi / threshold)
+    return (V * lam) @ V.T

@@ -1,0 +1,148 @@
+r"""Limited-memory BFGS approximation of the inverse Hessian.
+
+Keeps the last ``k`` pairs ``(s_j, y_j)`` with ``ρ_j = 1/(s_jᵀy_j)`` and applies
+``H = V_kᵀ … (γ H0) … V_k + …`` by the two-loop recursion. The recursion is written for a matrix
+of right-hand sides (``(n, r)``): one loop over the stored pairs, every step vectorized over the
+``r`` columns. ``γ = sᵀy / yᵀy`` (``scaleH0``) is set at the first update and kept when
+``fixed_scaling``, else refreshed at every update.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from .base import BFGSStats, UpdateInfo
+from .damping import damp_pair
+
+
+class LBFGS:
+    """Limited-memory inverse-Hessian approximation with memory ``k``.
+
+    Args:
+        n: number of variables.
+        memory: number of pairs kept (``limited_mem_size``).
+        H0: base operator, ``None`` for the identity, else a dense or sparse ``(n, n)`` tensor.
+        scaling: use ``γ`` scaling of the base operator (``scaleH0``).
+        fixed_scaling: compute ``γ`` only once (``limited_mem_fixed_scaling``).
+        damping: Powell damping threshold.
+        dtype, device: of the stored pairs.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        memory: int,
+        *,
+        H0: torch.Tensor | None = None,
+        scaling: bool = True,
+        fixed_scaling: bool = True,
+        damping: float = 1e-4,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.n = n
+        self.memory = memory
+        self.H0 = H0
+        self.scaling = scaling
+        self.fixed_scaling = fixed_scaling
+        self.damping = damping
+        self.gamma = 1.0
+        self._gamma_set = False
+        self.S = torch.zeros(n, 0, dtype=dtype, device=device)
+        self.Y = torch.zeros(n, 0, dtype=dtype, device=device)
+        self.rho = torch.zeros(0, dtype=dtype, device=device)
+        self.stats = BFGSStats()
+
+    # ------------------------------------------------------------------ application
+    def _base(self, v: torch.Tensor) -> torch.Tensor:
+        out = v if self.H0 is None else self.H0 @ v
+        return self.gamma * out
+
+    def apply(self, v: torch.Tensor) -> torch.Tensor:
+        vector = v.dim() == 1
+        q = v.reshape(self.n, -1).clone()
+        k = self.S.shape[1]
+        alphas = []
+        for j in range(k - 1, -1, -1):
+            a = self.rho[j] * (self.S[:, j] @ q)  # (r,)
+            q -= torch.outer(self.Y[:, j], a)
+            alphas.append(a)
+        r = self._base(q)
+        for j in range(k):
+            a = alphas[k - 1 - j]
+            b = self.rho[j] * (self.Y[:, j] @ r)
+            r += torch.outer(self.S[:, j], a - b)
+        return r.reshape(-1) if vector else r
+
+    # ------------------------------------------------------------------ update
+    def update(self, s: torch.Tensor, y: torch.Tensor) -> UpdateInfo:
+        damped = False
+        if self.damping > 0:
+            y, damped = damp_pair(s, y, self.apply(s), self.damping)
+        info = self._update(s, y, damped)
+        self.stats.record(info)
+        return info
+
+    def _update(self, s: torch.Tensor, y: torch.Tensor, damped: bool) -> UpdateInfo:
+        if self.memory == 0:
+            return UpdateInfo(False, damped, "memory_zero")
+        sty = float(s @ y)
+        if not (torch.isfinite(s).all() and torch.isfinite(y).all()):
+            return UpdateInfo(False, damped, "nonfinite")
+        if not sty > 0:
+            return UpdateInfo(False, damped, "sty_nonpositive")
+        reason = "ok"
+        if self.scaling and not (self.fixed_scaling and self._gamma_set):
+            gamma = sty / float(y @ y)
+            if math.isfinite(gamma) and gamma > 0:
+                self.gamma = gamma
+                self._gamma_set = True
+            else:
+                reason = "unscaled"
+        S = torch.cat([self.S, s[:, None]], dim=1)
+        Y = torch.cat([self.Y, y[:, None]], dim=1)
+        rho = torch.cat([self.rho, self.rho.new_tensor([1.0 / sty])])
+        if S.shape[1] > self.memory:
+            S, Y, rho = S[:, 1:], Y[:, 1:], rho[1:]
+        self.S, self.Y, self.rho = S, Y, rho
+        return UpdateInfo(True, damped, reason)
+
+    # ------------------------------------------------------------------ state
+    def as_matrix(self) -> torch.Tensor:
+        eye = torch.eye(self.n, dtype=self.S.dtype, device=self.S.device)
+        return self.apply(eye)
+
+    def state(self) -> dict[str, Any]:
+        """``{"S": (n,k), "Y": (n,k), "rho": (1,k), "gamma": float}`` (PyGRANSO's layout)."""
+        return {
+            "S": self.S.clone(),
+            "Y": self.Y.clone(),
+            "rho": self.rho.reshape(1, -1).clone(),
+            "gamma": self.gamma,
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Warm start from :meth:`state` (or PyGRANSO's ``H_final`` dict); keeps the newest pairs.
+
+        PyGRANSO keeps the *first* ``memory`` columns when the history is longer; ncvx keeps the
+        most recent ones, which are the ones L-BFGS would have kept.
+        """
+        S = torch.as_tensor(state["S"]).to(self.S)
+        Y = torch.as_tensor(state["Y"]).to(self.S)
+        rho = torch.as_tensor(state["rho"]).to(self.S).reshape(-1)
+        k = S.shape[1] if S.dim() == 2 else 0
+        if S.shape[0] != self.n or Y.shape != S.shape:
+            raise ValueError(
+                f"limited_mem_warm_start: S and Y must both be ({self.n}, k); got "
+                f"{tuple(S.shape)} and {tuple(Y.shape)}"
+            )
+        rho = rho[:k] if rho.numel() >= k else 1.0 / (S * Y).sum(0)
+        keep = min(k, self.memory)
+        self.S, self.Y, self.rho = S[:, k - keep :], Y[:, k - keep :], rho[k - keep :]
+        if "gamma" in state and state["gamma"] is not None:
+            self.gamma = float(state["gamma"])
+            self._gamma_set = True

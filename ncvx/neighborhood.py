@@ -1,0 +1,64 @@
+"""Ring buffer of recent iterates and their gradients, for the stationarity test.
+
+GRANSO's stationarity certificate looks at the gradients sampled at the iterates that lie within
+``evaldist`` of the current point. This cache keeps the last ``capacity`` accepted iterates
+``x_k`` (``(n,)``) with their gradient sets ``[∇f_k; J_i,k; J_e,k]`` (``(1 + m, n)``) and returns
+those whose *true* distance to the query point is at most ``radius`` (the current point always
+included). Distances are computed exactly each time (one ``(capacity, n)`` reduction), which is
+what the triangle-inequality bounds of the reference implementation were meant to approximate.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class NeighborhoodCache:
+    """Fixed-capacity cache of ``(x, gradients)`` pairs.
+
+    Args:
+        capacity: number of samples kept (``ngrad``), at least 1.
+        radius: sampling radius (``evaldist``), in the units of ``x``.
+    """
+
+    def __init__(self, capacity: int, radius: float) -> None:
+        self.capacity = max(1, int(capacity))
+        self.radius = radius
+        self._x: torch.Tensor | None = None  # (capacity, n)
+        self._grads: torch.Tensor | None = None  # (capacity, 1 + m, n)
+        self._count = 0
+        self._next = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def push(self, x: torch.Tensor, grads: torch.Tensor) -> None:
+        """Store an iterate ``x`` (``(n,)``) and its gradient set ``grads`` (``(1+m, n)``)."""
+        if self._x is None:
+            self._x = x.new_empty((self.capacity, *x.shape))
+            self._grads = grads.new_empty((self.capacity, *grads.shape))
+        assert self._grads is not None
+        self._x[self._next] = x
+        self._grads[self._next] = grads
+        self._next = (self._next + 1) % self.capacity
+        self._count = min(self._count + 1, self.capacity)
+
+    def neighbours(self, x: torch.Tensor) -> torch.Tensor:
+        """Gradient sets of the cached samples within ``radius`` of ``x``: ``(l, 1+m, n)``.
+
+        The most recently pushed sample comes first.
+        """
+        if self._x is None or self._count == 0:
+            raise RuntimeError("the neighbourhood cache is empty")
+        assert self._grads is not None
+        order = [(self._next - 1 - j) % self.capacity for j in range(self._count)]
+        idx = torch.tensor(order, device=self._x.device)
+        dist = torch.linalg.vector_norm(self._x[idx] - x, dim=1)
+        near = idx[dist <= self.radius]
+        if near.numel() == 0:  # the current point is always a sample of itself
+            near = idx[:1]
+        return self._grads[near]
+
+    def clear(self) -> None:
+        self._count = 0
+        self._next = 0

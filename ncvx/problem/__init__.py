@@ -1,0 +1,1 @@
+"""Problem definition: variables, the user's function, and its evaluation with batched derivatives."""

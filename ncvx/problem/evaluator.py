@@ -1,0 +1,412 @@
+"""Evaluate the user's function: values first, derivatives on demand, batched Jacobians.
+
+An :class:`Evaluation` holds ``f``, the flattened inequality values ``ci`` (shape ``(m_i,)``) and
+equality values ``ce`` (``(m_e,)``) at one point ``x`` (``(n,)``). Its derivatives ``grad_f``
+(``(n,)``), ``J_i`` (``(m_i, n)``) and ``J_e`` (``(m_e, n)``) are computed only when
+:meth:`Evaluation.ensure_gradients` is called: one batched reverse pass
+(``torch.autograd.grad(..., is_grads_batched=True)``) over the stacked outputs ``[f, ci, ce]``,
+chunked for memory, with a one-row-at-a-time fallback for functions that cannot be batched.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..errors import ProblemError
+from .binding import Binding
+
+logger = logging.getLogger("ncvx")
+
+#: Number of Jacobian entries one batched backward pass may produce, when no chunk size is set.
+_JACOBIAN_BUDGET = 2**26
+
+
+class UserFunctionError(RuntimeError):
+    """Wraps an exception raised inside the user's function during the run."""
+
+    def __init__(self, original: BaseException) -> None:
+        self.original = original
+        super().__init__(f"the user's function raised {type(original).__name__}: {original}")
+
+
+@dataclass
+class Evaluation:
+    """Values at one point, with derivatives filled in on demand (see module docstring)."""
+
+    x: torch.Tensor
+    f: torch.Tensor
+    ci: torch.Tensor
+    ce: torch.Tensor
+    grad_f: torch.Tensor | None = None
+    J_i: torch.Tensor | None = None
+    J_e: torch.Tensor | None = None
+    _pending: Callable[[], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
+
+    @property
+    def has_gradients(self) -> bool:
+        return self.grad_f is not None
+
+    def ensure_gradients(self) -> None:
+        """Compute ``grad_f``, ``J_i``, ``J_e`` if not done yet (then free the graph)."""
+        if self.grad_f is None:
+            if self._pending is None:
+                raise RuntimeError("no gradients available for this evaluation")
+            self.grad_f, self.J_i, self.J_e = self._pending()
+            self._pending = None
+
+    def drop_graph(self) -> None:
+        """Forget the autograd graph when gradients will not be needed."""
+        self._pending = None
+
+
+def flatten_constraints(value: Any, kind: str) -> tuple[list[torch.Tensor], list[str]]:
+    """Flatten a constraint container into a list of 1-D tensors and their names.
+
+    ``value`` may be ``None``, a tensor, a mapping, a sequence of tensors, or an attribute bag
+    (PyGRANSO's ``pygransoStruct``); attribute and key order is kept, each tensor is flattened
+    row-major.
+    """
+    if value is None:
+        return [], []
+    if isinstance(value, torch.Tensor):
+        items: list[tuple[str, Any]] = [(kind, value)]
+    elif isinstance(value, Mapping):
+        items = [(f"{kind}.{k}", v) for k, v in value.items()]
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        items = [(f"{kind}[{i}]", v) for i, v in enumerate(value)]
+    elif hasattr(value, "__dict__"):
+        items = [(f"{kind}.{k}", v) for k, v in vars(value).items() if not k.startswith("_")]
+    else:
+        raise ProblemError(
+            f"{kind} must be None, a tensor, a dict/list of tensors or a pygransoStruct of tensors; "
+            f"got {type(value).__name__}"
+        )
+    tensors, names = [], []
+    for name, t in items:
+        if t is None:
+            continue
+        if not isinstance(t, torch.Tensor):
+            raise ProblemError(
+                f"constraint {name} must be a torch.Tensor, got {type(t).__name__}; build it from "
+                "the variables with torch operations (not floats or numpy) so it has gradients"
+            )
+        if t.is_complex():
+            raise ProblemError(f"constraint {name} is complex; constraints must be real")
+        tensors.append(t.reshape(-1))
+        names.append(name)
+    return tensors, names
+
+
+class Evaluator:
+    """Calls the user's function and produces :class:`Evaluation` objects.
+
+    Args:
+        fn: the user's function of the bound argument, returning ``(f, ci, ce)`` (AD mode) or
+            ``(f, f_grad, ci, ci_grad, ce, ce_grad)`` (``explicit_gradients=True``, gradients as
+            columns, shapes ``(n, 1)`` and ``(n, m)``).
+        binding: how ``x`` becomes the function's argument.
+        dtype, device: of ``x`` and of every tensor the solver keeps.
+        jacobian: ``"auto"`` (batched, falling back to a row loop), ``"batched"`` or ``"loop"``.
+        chunk_size: rows per batched backward pass (``None``: by a memory budget).
+        explicit_gradients: PyGRANSO's ``globalAD=False`` mode.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        binding: Binding,
+        *,
+        dtype: torch.dtype,
+        device: torch.device,
+        jacobian: str = "auto",
+        chunk_size: int | None = None,
+        explicit_gradients: bool = False,
+    ) -> None:
+        self.fn = fn
+        self.binding = binding
+        self.n = binding.n
+        self.dtype = dtype
+        self.device = device
+        self.jacobian = jacobian
+        self.chunk_size = chunk_size
+        self.explicit = explicit_gradients
+        self.m_i: int | None = None
+        self.m_e: int | None = None
+        self.ci_names: list[str] = []
+        self.ce_names: list[str] = []
+        self.n_values = 0
+        self.n_gradients = 0
+        self.seconds_in_user = 0.0
+        # prescaling factors (1 = unscaled); set by :meth:`set_scaling`
+        self.scale_f = 1.0
+        self.scale_ci: torch.Tensor | None = None
+        self.scale_ce: torch.Tensor | None = None
+
+    # ---------------------------------------------------------------------------- public
+    def evaluate(self, x: torch.Tensor, *, first: bool = False) -> Evaluation:
+        """Evaluate values at ``x`` (shape ``(n,)``); gradients are prepared lazily.
+
+        ``first=True`` validates the output shapes and finiteness (raises ``ProblemError``);
+        otherwise exceptions from the user's function are wrapped in :class:`UserFunctionError`.
+        """
+        self.n_values += 1
+        if self.explicit:
+            return self._evaluate_explicit(x, first)
+        return self._evaluate_autograd(x, first)
+
+    def set_scaling(self, scale_f: float, scale_ci: torch.Tensor, scale_ce: torch.Tensor) -> None:
+        """Multiply f, ci, ce (and their derivatives) by these factors from now on."""
+        self.scale_f = scale_f
+        self.scale_ci = scale_ci
+        self.scale_ce = scale_ce
+
+    @property
+    def is_scaled(self) -> bool:
+        return self.scale_ci is not None
+
+    # ---------------------------------------------------------------------------- autograd mode
+    def _call_user(self, arg: Any, first: bool) -> Any:
+        try:
+            return self.fn(arg)
+        except (KeyboardInterrupt, ProblemError):
+            raise
+        except Exception as exc:
+            if first:
+                raise ProblemError(
+                    f"combined_fn raised {type(exc).__name__} at the starting point: {exc}"
+                ) from exc
+            raise UserFunctionError(exc) from exc
+
+    def _evaluate_autograd(self, x: torch.Tensor, first: bool) -> Evaluation:
+        inputs, arg = self.binding.bind(x, requires_grad=True)
+        with torch.enable_grad():
+            out = self._call_user(arg, first)
+            f_t, ci_list, ce_list = self._unpack_autograd(out, first)
+        f_val = self._to_solver(f_t.detach().reshape(()))
+        ci = self._cat_values(ci_list)
+        ce = self._cat_values(ce_list)
+        f_val, ci, ce = self._scale_values(f_val, ci, ce)
+        outputs = [f_t.reshape(1), *ci_list, *ce_list]
+
+        def pending() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            return self._gradients(outputs, inputs)
+
+        return Evaluation(x=x, f=f_val, ci=ci, ce=ce, _pending=pending)
+
+    def _unpack_autograd(
+        self, out: Any, first: bool
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        if not isinstance(out, Sequence) or isinstance(out, str) or len(out) != 3:
+            raise ProblemError(
+                "combined_fn must return three items [f, ci, ce] (use None for absent constraint "
+                f"groups); got {_describe(out)}"
+            )
+        f, ci, ce = out
+        self._check_objective(f)
+        ci_list, ci_names = flatten_constraints(ci, "ci")
+        ce_list, ce_names = flatten_constraints(ce, "ce")
+        if first:
+            self._record_sizes(ci_list, ci_names, ce_list, ce_names)
+            for t, name in zip(ci_list + ce_list, ci_names + ce_names):
+                if not t.requires_grad:
+                    raise ProblemError(
+                        f"constraint {name} is not connected to the variables (it has no autograd "
+                        "graph): compute it from the variables with torch operations; avoid "
+                        ".item(), float(), numpy and torch.tensor([...]) (use torch.stack/cat)"
+                    )
+            if not f.requires_grad:
+                logger.warning(
+                    "the objective does not depend on the variables; its gradient is taken as 0"
+                )
+        else:
+            self._check_sizes(ci_list, ce_list)
+        return f, ci_list, ce_list
+
+    def _gradients(
+        self, outputs: list[torch.Tensor], inputs: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self.n_gradients += 1
+        stacked = (
+            torch.cat([o.to(outputs[0].dtype) for o in outputs])
+            if len(outputs) > 1
+            else (outputs[0])
+        )
+        rows = stacked.numel()
+        if not stacked.requires_grad:
+            jac = torch.zeros(rows, self.n, dtype=self.dtype, device=self.device)
+        elif rows == 1:
+            grads = torch.autograd.grad(
+                stacked.sum(), inputs, allow_unused=True, materialize_grads=True
+            )
+            jac = self.binding.flatten_grads(list(grads), None).reshape(1, -1)
+        else:
+            jac = self._jacobian(stacked, inputs)
+        jac = self._to_solver(jac)
+        m_i = self.m_i or 0
+        grad_f, J_i, J_e = jac[0], jac[1 : 1 + m_i], jac[1 + m_i :]
+        return self._scale_gradients(grad_f, J_i, J_e)
+
+    def _jacobian(self, stacked: torch.Tensor, inputs: list[torch.Tensor]) -> torch.Tensor:
+        rows = stacked.numel()
+        if self.jacobian != "loop":
+            try:
+                return self._jacobian_batched(stacked, inputs)
+            except RuntimeError as exc:
+                if self.jacobian == "batched":
+                    raise
+                logger.warning(
+                    "batched Jacobian failed (%s); falling back to one backward pass per row", exc
+                )
+                self.jacobian = "loop"
+        out = []
+        for r in range(rows):
+            grads = torch.autograd.grad(
+                stacked[r], inputs, retain_graph=True, allow_unused=True, materialize_grads=True
+            )
+            out.append(self.binding.flatten_grads(list(grads), None))
+        return torch.stack(out)
+
+    def _jacobian_batched(self, stacked: torch.Tensor, inputs: list[torch.Tensor]) -> torch.Tensor:
+        rows = stacked.numel()
+        chunk = self.chunk_size or max(1, min(rows, _JACOBIAN_BUDGET // max(self.n, 1)))
+        eye = torch.eye(rows, dtype=stacked.dtype, device=stacked.device)
+        blocks = []
+        for start in range(0, rows, chunk):
+            seeds = eye[start : start + chunk]
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                grads = torch.autograd.grad(
+                    stacked,
+                    inputs,
+                    grad_outputs=seeds,
+                    retain_graph=True,
+                    is_grads_batched=True,
+                    allow_unused=True,
+                    materialize_grads=True,
+                )
+            for w in caught:
+                logger.debug("batched Jacobian: %s", w.message)
+            blocks.append(self.binding.flatten_grads(list(grads), seeds.shape[0]))
+        return torch.cat(blocks) if len(blocks) > 1 else blocks[0]
+
+    # ---------------------------------------------------------------------------- explicit mode
+    def _evaluate_explicit(self, x: torch.Tensor, first: bool) -> Evaluation:
+        self.n_gradients += 1
+        _, arg = self.binding.bind(x, requires_grad=False)
+        with torch.no_grad():
+            out = self._call_user(arg, first)
+        if not isinstance(out, Sequence) or len(out) != 6:
+            raise ProblemError(
+                "with globalAD=False combined_fn must return six items "
+                f"[f, f_grad, ci, ci_grad, ce, ce_grad]; got {_describe(out)}"
+            )
+        f, f_grad, ci, ci_grad, ce, ce_grad = out
+        self._check_objective(f)
+        f_val = self._to_solver(f.detach().reshape(()))
+        grad_f = self._explicit_matrix(f_grad, 1, "f_grad").reshape(-1)
+        ci_list, ci_names = flatten_constraints(ci, "ci")
+        ce_list, ce_names = flatten_constraints(ce, "ce")
+        if first:
+            self._record_sizes(ci_list, ci_names, ce_list, ce_names)
+        else:
+            self._check_sizes(ci_list, ce_list)
+        ci_v = self._cat_values(ci_list)
+        ce_v = self._cat_values(ce_list)
+        J_i = self._explicit_matrix(ci_grad, ci_v.numel(), "ci_grad").T
+        J_e = self._explicit_matrix(ce_grad, ce_v.numel(), "ce_grad").T
+        f_val, ci_v, ce_v = self._scale_values(f_val, ci_v, ce_v)
+        grad_f, J_i, J_e = self._scale_gradients(grad_f, J_i, J_e)
+        return Evaluation(x=x, f=f_val, ci=ci_v, ce=ce_v, grad_f=grad_f, J_i=J_i, J_e=J_e)
+
+    def _explicit_matrix(self, g: Any, m: int, name: str) -> torch.Tensor:
+        if m == 0:
+            return torch.zeros(self.n, 0, dtype=self.dtype, device=self.device)
+        if not isinstance(g, torch.Tensor):
+            raise ProblemError(
+                f"{name} must be a tensor of shape ({self.n}, {m}), got {_describe(g)}"
+            )
+        if g.numel() != self.n * m:
+            raise ProblemError(
+                f"{name} has shape {tuple(g.shape)}; expected ({self.n}, {m}) (gradients as columns)"
+            )
+        return self._to_solver(g.detach().reshape(self.n, m))
+
+    # ---------------------------------------------------------------------------- helpers
+    def _check_objective(self, f: Any) -> None:
+        if not isinstance(f, torch.Tensor):
+            raise ProblemError(
+                f"the objective f must be a scalar torch.Tensor, got {type(f).__name__}; compute "
+                "it from the variables with torch operations"
+            )
+        if f.numel() != 1:
+            raise ProblemError(
+                f"the objective f must be a scalar, got a tensor of shape {tuple(f.shape)} "
+                "(reduce it, e.g. with .sum() or .mean())"
+            )
+        if f.is_complex():
+            raise ProblemError("the objective f is complex; it must be real")
+
+    def _record_sizes(self, ci_list, ci_names, ce_list, ce_names) -> None:
+        self.m_i = sum(t.numel() for t in ci_list)
+        self.m_e = sum(t.numel() for t in ce_list)
+        self.ci_names, self.ce_names = ci_names, ce_names
+
+    def _check_sizes(self, ci_list, ce_list) -> None:
+        m_i = sum(t.numel() for t in ci_list)
+        m_e = sum(t.numel() for t in ce_list)
+        if (m_i, m_e) != (self.m_i, self.m_e):
+            raise ProblemError(
+                f"the number of constraints changed during the run: ci {self.m_i} -> {m_i}, "
+                f"ce {self.m_e} -> {m_e}"
+            )
+
+    def _cat_values(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        if not tensors:
+            return torch.zeros(0, dtype=self.dtype, device=self.device)
+        return self._to_solver(torch.cat([t.detach().to(tensors[0].dtype) for t in tensors]))
+
+    def _to_solver(self, t: torch.Tensor) -> torch.Tensor:
+        return t.to(device=self.device, dtype=self.dtype)
+
+    def _scale_values(self, f, ci, ce):
+        if not self.is_scaled:
+            return f, ci, ce
+        return f * self.scale_f, ci * self.scale_ci, ce * self.scale_ce
+
+    def _scale_gradients(self, grad_f, J_i, J_e):
+        if not self.is_scaled:
+            return grad_f, J_i, J_e
+        return grad_f * self.scale_f, J_i * self.scale_ci[:, None], J_e * self.scale_ce[:, None]
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"a {type(value).__name__}"
+
+
+def is_finite_evaluation(ev: Evaluation) -> bool:
+    """True when f and all constraint values are finite (one host sync)."""
+    vals = torch.cat([ev.f.reshape(1), ev.ci, ev.ce])
+    return bool(torch.isfinite(vals).all())
+
+
+def nonfinite_report(ev: Evaluation, ci_names: list[str], ce_names: list[str]) -> str:
+    """Human-readable description of which outputs are not finite."""
+    bad = []
+    if not math.isfinite(float(ev.f)):
+        bad.append(f"f = {float(ev.f)}")
+    for vals, kind in ((ev.ci, "ci"), (ev.ce, "ce")):
+        idx = torch.nonzero(~torch.isfinite(vals)).reshape(-1).tolist()
+        if idx:
+            bad.append(f"{kind} entries {idx[:10]}{'...' if len(idx) > 10 else ''}")
+    return ", ".join(bad)
