@@ -153,12 +153,17 @@ def _scored_point(soln: Any) -> tuple[str, Any]:
 def _check(problem: RefProblem, soln: Any, seconds: float, label: str = "") -> None:
     which, point = _scored_point(soln)
     code = int(soln.termination_code)
-    f, tv = float(point.f), float(point.tv)
+    _, ci0, ce0 = problem.evaluate(problem.x0)
+    constrained = ci0.numel() + ce0.numel() > 0
+    # Like PyGRANSO, ncvx reports no tv on unconstrained problems; constrained ones must have it.
+    tv = float(point.tv) if constrained else float(getattr(point, "tv", 0.0))
+    final_tv = float(getattr(soln.final, "tv", 0.0))
+    f = float(point.f)
     x = torch.as_tensor(point.x, dtype=torch.float64).detach().reshape(-1, 1)
     err, tol = abs(f - problem.f_opt), problem.f_tol()
     detail = (
         f"{problem.name}{label}: code={code} {which}.f={f!r} f_opt={problem.f_opt!r} "
-        f"|err|={err:.3e} tol={tol:.1e} tv={tv:.2e} final.tv={float(soln.final.tv):.2e} "
+        f"|err|={err:.3e} tol={tol:.1e} tv={tv:.2e} final.tv={final_tv:.2e} "
         f"iters={getattr(soln, 'iters', '?')} fn_evals={getattr(soln, 'fn_evals', '?')} "
         f"time={seconds:.2f}s"
     )
