@@ -1,0 +1,236 @@
+"""Unit tests of ``ncvx.line_search``: weak Wolfe bracketing/bisection and backtracking."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from ncvx.line_search import LineSearchSettings, LineSearchStatus, weak_wolfe
+from ncvx.penalty import PenaltyPoint
+from ncvx.problem.binding import DictBinding
+from ncvx.problem.evaluator import Evaluator
+from ncvx.problem.variables import VariableLayout
+
+F64 = torch.float64
+C1, C2 = 1e-4, 0.5
+
+
+class Penalty:
+    """Wraps ``fn(x) -> (f, ci, ce)`` with the real Evaluator; records every trial point."""
+
+    def __init__(self, fn, n: int, mu: float = 1.0) -> None:
+        layout = VariableLayout.from_shapes({"x": [n]})
+        self.evaluator = Evaluator(
+            lambda d: fn(d["x"]),
+            DictBinding(layout, lambda d: d),
+            dtype=F64,
+            device=torch.device("cpu"),
+        )
+        self.mu = mu
+        self.trials: list[PenaltyPoint] = []
+        self._first = True
+
+    def point(self, x: torch.Tensor) -> PenaltyPoint:
+        ev = self.evaluator.evaluate(x, first=self._first)
+        self._first = False
+        return PenaltyPoint.create(ev, self.mu, 0.0, 0.0)
+
+    def __call__(self, x: torch.Tensor) -> PenaltyPoint:
+        p = self.point(x)
+        self.trials.append(p)
+        return p
+
+
+def _search(pen: Penalty, x0: torch.Tensor, d: torch.Tensor, **kw):
+    start = pen.point(x0)
+    res = weak_wolfe(pen, start, d, LineSearchSettings(c1=C1, c2=C2, **kw))
+    return start, res
+
+
+def _assert_weak_wolfe(start: PenaltyPoint, d: torch.Tensor, res) -> None:
+    s0 = float(start.grad_phi @ d)
+    assert s0 < 0
+    t, p = res.alpha, res.point
+    assert t > 0
+    torch.testing.assert_close(p.x, start.x + t * d, rtol=1e-15, atol=1e-15)
+    assert p.phi < start.phi + C1 * t * s0  # sufficient decrease
+    assert float(p.grad_phi @ d) > C2 * s0  # weak curvature
+
+
+def _quadratic(n: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=F64))
+    A = (Q * torch.exp(2 * torch.rand(n, generator=g, dtype=F64) - 1)) @ Q.T
+    b = torch.randn(n, generator=g, dtype=F64)
+    return (lambda x: (0.5 * x @ A @ x + b @ x, None, None)), g
+
+
+def _max_affine(n: int, k: int, seed: int):
+    """``max_j a_jᵀx + b_j`` with ``0`` in the convex hull of the ``a_j`` (bounded below)."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(k, n, generator=g, dtype=F64)
+    a = torch.cat([a, -a.sum(0, keepdim=True)])
+    b = torch.randn(k + 1, generator=g, dtype=F64)
+    return (lambda x: ((a @ x + b).max(), None, None)), g
+
+
+def _descent_direction(start: PenaltyPoint, g: torch.Generator, mode: int) -> torch.Tensor:
+    grad = start.grad_phi
+    n = grad.numel()
+    if mode == 0:
+        return -grad
+    if mode == 1:  # -M grad with M SPD, random scale
+        B = torch.randn(n, n, generator=g, dtype=F64)
+        M = B @ B.T + 0.1 * torch.eye(n, dtype=F64)
+        return -(M @ grad) * float(torch.exp(4 * torch.rand(1, generator=g, dtype=F64) - 2))
+    r = torch.randn(n, generator=g, dtype=F64)
+    return r if float(r @ grad) < 0 else -r
+
+
+@given(n=st.integers(1, 2), seed=st.integers(0, 10_000), mode=st.integers(0, 2))
+def test_weak_wolfe_on_convex_quadratics(n, seed, mode):
+    fn, g = _quadratic(n, seed)
+    pen = Penalty(fn, n)
+    x0 = 3 * torch.randn(n, generator=g, dtype=F64)
+    start = pen.point(x0)
+    d = _descent_direction(start, g, mode)
+    assume(float(start.grad_phi @ d) < -1e-8 * float(d.norm() * start.grad_phi.norm()))
+    res = weak_wolfe(pen, start, d, LineSearchSettings(c1=C1, c2=C2))
+    assert res.status == LineSearchStatus.OK
+    assert res.n_evals == len(pen.trials)
+    assert res.point is pen.trials[-1]  # the accepted point is the last evaluated one
+    _assert_weak_wolfe(start, d, res)
+
+
+@given(
+    n=st.integers(1, 2), k=st.integers(1, 4), seed=st.integers(0, 10_000), mode=st.integers(0, 2)
+)
+def test_weak_wolfe_on_max_of_affine(n, k, seed, mode):
+    fn, g = _max_affine(n, k, seed)
+    pen = Penalty(fn, n)
+    x0 = 3 * torch.randn(n, generator=g, dtype=F64)
+    start = pen.point(x0)
+    d = _descent_direction(start, g, mode)
+    assume(float(start.grad_phi @ d) < -1e-6 * float(d.norm() * start.grad_phi.norm()))
+    res = weak_wolfe(pen, start, d, LineSearchSettings(c1=C1, c2=C2))
+    # bounded below along d and piecewise linear: the search terminates (Lewis & Overton)
+    assert res.status == LineSearchStatus.OK
+    _assert_weak_wolfe(start, d, res)
+
+
+@given(mu=st.floats(0.01, 10.0), x0=st.floats(-3.0, 3.0), seed=st.integers(0, 1000))
+def test_weak_wolfe_on_constrained_penalty(mu, x0, seed):
+    """φ(x) = μ (x₁² + x₂²) + max(1 - x₁, 0) + |x₂ - x₁/2|: a nonsmooth exact penalty."""
+
+    def fn(x):
+        return (x**2).sum(), (1 - x[0]).reshape(1), (x[1] - 0.5 * x[0]).reshape(1)
+
+    g = torch.Generator().manual_seed(seed)
+    pen = Penalty(fn, 2, mu=mu)
+    x = torch.tensor([x0, 0.7], dtype=F64)
+    start = pen.point(x)
+    assume(abs(1 - x0) > 1e-6 and abs(0.7 - 0.5 * x0) > 1e-6)
+    d = _descent_direction(start, g, seed % 3)
+    assume(float(start.grad_phi @ d) < -1e-6 * float(d.norm() * start.grad_phi.norm()))
+    res = weak_wolfe(pen, start, d, LineSearchSettings(c1=C1, c2=C2))
+    assert res.status == LineSearchStatus.OK
+    _assert_weak_wolfe(start, d, res)
+
+
+def test_kink_at_the_minimizer_is_accepted():
+    pen = Penalty(lambda x: (x.abs().sum(), None, None), 1)
+    start, res = _search(pen, torch.tensor([1.3], dtype=F64), torch.tensor([-1.0], dtype=F64))
+    assert res.status == LineSearchStatus.OK
+    assert res.alpha == 2.0 and res.n_evals == 2  # t=1 not far enough, t=2 passes both
+    _assert_weak_wolfe(start, torch.tensor([-1.0], dtype=F64), res)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_no_bracket_on_unbounded_below(n):
+    pen = Penalty(lambda x: (-x.sum() + 0.1 * torch.sin(x).sum(), None, None), n)
+    x0 = torch.zeros(n, dtype=F64)
+    d = torch.ones(n, dtype=F64)
+    start, res = _search(pen, x0, d)
+    assert res.status == LineSearchStatus.NO_BRACKET
+    assert res.alpha > 1e3
+    assert res.point.phi < start.phi
+    torch.testing.assert_close(res.point.x, x0 + res.alpha * d)
+    # doubling only: max(10, round(log2(1e5 / ||d||))) expansions after the first trial
+    expected = 1 + max(10, round(math.log2(1e5 / float(d.norm()))))
+    assert res.n_evals == expected
+
+
+def test_nan_is_treated_as_too_far():
+    def fn(x):
+        v = (x - 3.0) ** 2
+        return torch.where(x < 4.0, v, torch.full_like(v, math.nan)).sum(), None, None
+
+    pen = Penalty(fn, 1)
+    d = torch.tensor([1.0], dtype=F64)
+    start, res = _search(pen, torch.tensor([0.0], dtype=F64), d, init_step=8.0)
+    assert math.isnan(pen.trials[0].phi)
+    assert res.status == LineSearchStatus.OK
+    _assert_weak_wolfe(start, d, res)
+
+
+def test_eval_cap_after_bracket_gives_bracketed_status():
+    pen = Penalty(lambda x: ((x**2).sum(), None, None), 1)
+    d = torch.tensor([-10.0], dtype=F64)  # t = 1 overshoots: too far
+    start, res = _search(pen, torch.tensor([1.0], dtype=F64), d, max_evals=1)
+    assert res.status == LineSearchStatus.BRACKETED_NO_WOLFE
+    assert res.n_evals == 1 and res.alpha == 0.0 and res.point is start
+
+
+def test_fvalquit_stops_early():
+    pen = Penalty(lambda x: ((x**2).sum(), None, None), 1)
+    d = torch.tensor([-1.0], dtype=F64)
+    _, res = _search(pen, torch.tensor([2.0], dtype=F64), d, fvalquit=1.5)
+    assert res.status == LineSearchStatus.FVALQUIT
+    assert res.n_evals == 1 and res.point.f <= 1.5
+
+
+@given(n=st.integers(1, 2), seed=st.integers(0, 10_000), kind=st.sampled_from(["quad", "max"]))
+def test_gradients_only_at_sufficient_decrease_points(n, seed, kind):
+    fn, g = _quadratic(n, seed) if kind == "quad" else _max_affine(n, 3, seed)
+    pen = Penalty(fn, n)
+    start = pen.point(3 * torch.randn(n, generator=g, dtype=F64))
+    d = _descent_direction(start, g, 2)
+    s0 = float(start.grad_phi @ d)
+    assume(s0 < 0)
+    assert pen.evaluator.n_gradients == 1
+    res = weak_wolfe(pen, start, d, LineSearchSettings(c1=C1, c2=C2))
+    passed = [
+        p
+        for p in pen.trials
+        if not math.isnan(p.phi)
+        and p.phi < start.phi + C1 * float(torch.linalg.vector_norm(p.x - start.x) / d.norm()) * s0
+    ]
+    assert pen.evaluator.n_values == 1 + res.n_evals
+    assert pen.evaluator.n_gradients == 1 + len(passed)
+    passed_ids = {id(p) for p in passed}
+    for p in pen.trials:
+        assert p.ev.has_gradients == (id(p) in passed_ids)
+
+
+def test_backtracking_needs_no_trial_gradients():
+    pen = Penalty(lambda x: ((x**2).sum(), None, None), 2)
+    d = torch.tensor([-8.0, 0.0], dtype=F64)
+    _, res = _search(pen, torch.tensor([1.0, 1.0], dtype=F64), d, backtracking=True)
+    assert res.status == LineSearchStatus.OK
+    # phi0 = 2, s0 = -16: t = 1, 1/2, 1/4 give phi = 50, 10, 2 (no sufficient decrease),
+    # t = 1/8 gives phi = 1
+    assert [float(p.x[0]) for p in pen.trials] == [-7.0, -3.0, -1.0, 0.0]
+    assert res.alpha == 0.125 and res.point is pen.trials[-1]
+    assert pen.evaluator.n_gradients == 1
+
+
+def test_backtracking_failure_is_bracketed_status():
+    pen = Penalty(lambda x: ((x**2).sum(), None, None), 1)
+    d = torch.tensor([1.0], dtype=F64)  # ascent: no step gives decrease
+    start = pen.point(torch.tensor([1.0], dtype=F64))
+    res = weak_wolfe(pen, start, d, LineSearchSettings(backtracking=True, max_evals=5))
+    assert res.status == LineSearchStatus.BRACKETED_NO_WOLFE and res.n_evals == 5

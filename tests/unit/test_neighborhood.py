@@ -1,0 +1,125 @@
+"""Unit tests of ``ncvx.neighborhood.NeighborhoodCache`` (intended GRANSO semantics)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ncvx.neighborhood import NeighborhoodCache
+
+F64 = torch.float64
+
+
+def _grads(tag: float, m: int = 2, n: int = 3) -> torch.Tensor:
+    """A ``(1 + m, n)`` gradient set whose entries all equal ``tag`` (identifies the sample)."""
+    return torch.full((1 + m, n), float(tag), dtype=F64)
+
+
+def _tags(samples: torch.Tensor) -> list[float]:
+    return [float(s[0, 0]) for s in samples]
+
+
+def test_sizes_grow_to_capacity_for_close_points():
+    cache = NeighborhoodCache(capacity=5, radius=1e-4)
+    base = torch.tensor([1.0, -2.0, 0.5], dtype=F64)
+    g = torch.Generator().manual_seed(0)
+    sizes = []
+    for k in range(8):
+        # all 8 points lie within 7e-6 of each other (each within 3.5e-6 of base)
+        step = torch.randn(3, generator=g, dtype=F64)
+        x = base + 3.4e-6 * step / step.norm()
+        cache.push(x, _grads(k))
+        sizes.append(cache.neighbours(x).shape[0])
+    assert sizes == [1, 2, 3, 4, 5, 5, 5, 5]
+    assert len(cache) == 5
+
+
+def test_ring_overwrite_keeps_newest_most_recent_first():
+    cache = NeighborhoodCache(capacity=5, radius=1.0)
+    x = torch.zeros(3, dtype=F64)
+    for k in range(8):
+        cache.push(x + 1e-3 * k, _grads(k))
+    samples = cache.neighbours(x + 7e-3)
+    assert samples.shape == (5, 3, 3)
+    assert _tags(samples) == [7.0, 6.0, 5.0, 4.0, 3.0]
+
+
+def test_far_points_excluded():
+    cache = NeighborhoodCache(capacity=10, radius=1e-4)
+    x = torch.tensor([0.0, 0.0, 0.0], dtype=F64)
+    cache.push(x + torch.tensor([1e-3, 0, 0], dtype=F64), _grads(0))  # far
+    cache.push(x + torch.tensor([0, 5e-5, 0], dtype=F64), _grads(1))  # near
+    cache.push(x + torch.tensor([0, 0, 2e-4], dtype=F64), _grads(2))  # far
+    cache.push(x + torch.tensor([0, 7e-5, 7e-5], dtype=F64), _grads(3))  # 9.9e-5: near
+    cache.push(x, _grads(4))  # the current point
+    assert _tags(cache.neighbours(x)) == [4.0, 3.0, 1.0]
+
+
+def test_radius_is_a_true_euclidean_distance_not_a_bound():
+    """A sample is re-admitted once the iterates come back near it (no stale upper bounds)."""
+    cache = NeighborhoodCache(capacity=10, radius=0.5)
+    a = torch.zeros(2, dtype=F64)
+    b = torch.tensor([3.0, 4.0], dtype=F64)
+    cache.push(a, _grads(0))
+    cache.push(b, _grads(1))
+    assert _tags(cache.neighbours(b)) == [1.0]
+    cache.push(a + 0.1, _grads(2))
+    assert _tags(cache.neighbours(a + 0.1)) == [2.0, 0.0]
+
+
+def test_current_point_always_included():
+    cache = NeighborhoodCache(capacity=4, radius=0.0)
+    for k in range(3):
+        x = torch.full((2,), float(k), dtype=F64)
+        cache.push(x, _grads(k))
+        assert _tags(cache.neighbours(x)) == [float(k)]
+    # even a query away from every sample returns the most recent one
+    assert _tags(cache.neighbours(torch.full((2,), 100.0, dtype=F64))) == [2.0]
+
+
+@given(
+    capacity=st.integers(1, 6),
+    radius=st.floats(0.0, 2.0),
+    points=st.lists(st.lists(st.floats(-2, 2), min_size=2, max_size=2), min_size=1, max_size=12),
+)
+def test_neighbours_match_brute_force(capacity, radius, points):
+    cache = NeighborhoodCache(capacity, radius)
+    xs = [torch.tensor(p, dtype=F64) for p in points]
+    for k, x in enumerate(xs):
+        cache.push(x, _grads(k, m=0, n=2))
+        kept = list(range(max(0, k + 1 - capacity), k + 1))[::-1]  # newest first
+        near = [float(j) for j in kept if float((xs[j] - x).norm()) <= radius]
+        assert _tags(cache.neighbours(x)) == (near or [float(k)])
+        assert len(cache) == min(k + 1, capacity)
+
+
+def test_empty_cache_raises_and_clear_empties():
+    cache = NeighborhoodCache(3, 1.0)
+    with pytest.raises(RuntimeError):
+        cache.neighbours(torch.zeros(2, dtype=F64))
+    cache.push(torch.zeros(2, dtype=F64), _grads(0, n=2))
+    cache.clear()
+    assert len(cache) == 0
+    with pytest.raises(RuntimeError):
+        cache.neighbours(torch.zeros(2, dtype=F64))
+    cache.push(torch.ones(2, dtype=F64), _grads(5, n=2))
+    assert _tags(cache.neighbours(torch.ones(2, dtype=F64))) == [5.0]
+
+
+def test_stored_values_are_copies():
+    cache = NeighborhoodCache(2, 1.0)
+    x = torch.zeros(2, dtype=F64)
+    G = _grads(1, n=2)
+    cache.push(x, G)
+    x.add_(100.0)
+    G.fill_(-1.0)
+    assert _tags(cache.neighbours(torch.zeros(2, dtype=F64))) == [1.0]
+
+
+def test_capacity_at_least_one():
+    cache = NeighborhoodCache(0, 1.0)
+    cache.push(torch.zeros(1, dtype=F64), _grads(3, n=1))
+    cache.push(torch.zeros(1, dtype=F64), _grads(4, n=1))
+    assert _tags(cache.neighbours(torch.zeros(1, dtype=F64))) == [4.0]

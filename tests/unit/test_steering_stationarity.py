@@ -1,0 +1,301 @@
+"""Unit tests of ``ncvx.steering`` (direction and mu update) and ``ncvx.stationarity``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from ncvx.errors import QPBackendError
+from ncvx.penalty import PenaltyPoint
+from ncvx.problem.binding import DictBinding
+from ncvx.problem.evaluator import Evaluator
+from ncvx.problem.variables import VariableLayout
+from ncvx.qp import QPSolver
+from ncvx.stationarity import smooth_shortcut, stationarity
+from ncvx.steering import SteeringSettings, steer
+
+F64 = torch.float64
+QP = QPSolver("auto")
+SQRT_EPS = math.sqrt(np.finfo(np.float64).eps)
+
+
+def _spd(n: int, g: torch.Generator) -> torch.Tensor:
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=F64))
+    return (Q * (0.3 + 3 * torch.rand(n, generator=g, dtype=F64))) @ Q.T
+
+
+def _point(fn, x: torch.Tensor, mu: float = 1.0) -> PenaltyPoint:
+    layout = VariableLayout.from_shapes({"x": [x.numel()]})
+    ev = Evaluator(
+        lambda d: fn(d["x"]),
+        DictBinding(layout, lambda d: d),
+        dtype=F64,
+        device=torch.device("cpu"),
+    ).evaluate(x, first=True)
+    ev.ensure_gradients()
+    return PenaltyPoint.create(ev, mu, 1e-6, 1e-6)
+
+
+def _random_problem(seed: int, n: int, m_i: int, m_e: int):
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(m_i, n, generator=g, dtype=F64)
+    B = torch.randn(m_e, n, generator=g, dtype=F64)
+    w = torch.randn(n, generator=g, dtype=F64)
+    b_i = torch.randn(m_i, generator=g, dtype=F64)
+    b_e = torch.randn(m_e, generator=g, dtype=F64)
+
+    def fn(x):
+        f = w @ x + 0.5 * (x**2).sum() + torch.sin(x).sum()
+        ci = A @ x + 0.1 * (x**2).sum() - b_i
+        ce = B @ x + 0.1 * torch.cos(x).sum() - b_e
+        return f, (ci if m_i else None), (ce if m_e else None)
+
+    return fn, g
+
+
+def _penalty_grad_at_signs(point: PenaltyPoint, grads: torch.Tensor) -> torch.Tensor:
+    """μ∇f + Σ_{ci>=0} ∇ci + Σ sign(ce) ∇ce, with this sample's gradient rows ``(1+m, n)``."""
+    ev = point.ev
+    m_i = ev.ci.numel()
+    w_i = (ev.ci >= 0).to(F64)
+    w_e = torch.where(ev.ce >= 0, 1.0, -1.0).to(F64)
+    return point.mu * grads[0] + w_i @ grads[1 : 1 + m_i] + w_e @ grads[1 + m_i :]
+
+
+def _samples_of(point: PenaltyPoint) -> torch.Tensor:
+    ev = point.ev
+    return torch.cat([ev.grad_f[None], ev.J_i, ev.J_e])[None]
+
+
+# ---------------------------------------------------------------------------- stationarity
+
+
+@given(n=st.integers(1, 5), seed=st.integers(0, 10_000))
+def test_unconstrained_single_sample_is_length_of_qn_step(n, seed):
+    fn, g = _random_problem(seed, n, 0, 0)
+    point = _point(fn, torch.randn(n, generator=g, dtype=F64))
+    H = _spd(n, g)
+    res = stationarity(point, _samples_of(point), lambda v: H @ v, QP)
+    expected = H @ point.ev.grad_f
+    assert res.n_samples == 1 and res.qp_form == 1
+    assert res.value == pytest.approx(float(expected.norm()), rel=1e-7)
+    torch.testing.assert_close(res.d, -expected, rtol=1e-7, atol=1e-9)
+    inf_norm = stationarity(point, _samples_of(point), lambda v: H @ v, QP, l2=False)
+    assert inf_norm.value == pytest.approx(float(expected.abs().max()), rel=1e-7)
+
+
+@given(n=st.integers(1, 5), seed=st.integers(0, 10_000), identity=st.booleans())
+def test_opposite_gradients_give_zero(n, seed, identity):
+    g = torch.Generator().manual_seed(seed)
+    point = _point(lambda x: ((x**2).sum(), None, None), torch.randn(n, generator=g, dtype=F64))
+    grad = point.ev.grad_f
+    samples = torch.stack([grad, -3.0 * grad])[:, None, :]  # 0 is in their convex hull
+    H = torch.eye(n, dtype=F64) if identity else _spd(n, g)
+    res = stationarity(point, samples, lambda v: H @ v, QP)
+    assert res.n_samples == 2
+    assert res.value <= 1e-7 * float(grad.norm())
+
+
+@given(
+    n=st.integers(1, 4),
+    l=st.integers(1, 5),
+    seed=st.integers(0, 10_000),
+    identity=st.booleans(),
+)
+def test_unconstrained_value_bounded_by_each_sample(n, l, seed, identity):
+    g = torch.Generator().manual_seed(seed)
+    fn, _ = _random_problem(seed, n, 0, 0)
+    point = _point(fn, torch.randn(n, generator=g, dtype=F64))
+    grads = torch.randn(l, n, generator=g, dtype=F64)
+    grads[0] = point.ev.grad_f
+    H = torch.eye(n, dtype=F64) if identity else _spd(n, g)
+    Hinv = torch.linalg.inv(H)
+    res = stationarity(point, grads[:, None, :], lambda v: H @ v, QP)
+    d = res.d
+    for gk in grads:
+        if identity:  # ‖d‖ ≤ ‖H g_k‖ = ‖g_k‖
+            assert res.value <= float(gk.norm()) * (1 + 1e-6) + 1e-9
+        # in general the H⁻¹-norm of d is at most the H-norm of every sampled gradient
+        assert float(d @ Hinv @ d) <= float(gk @ H @ gk) * (1 + 1e-6) + 1e-9
+
+
+@given(
+    n=st.integers(1, 4),
+    m_i=st.integers(0, 3),
+    m_e=st.integers(0, 2),
+    seed=st.integers(0, 10_000),
+    mu=st.floats(0.05, 2.0),
+    identity=st.booleans(),
+)
+def test_constrained_single_sample_bounded_by_penalty_gradient(n, m_i, m_e, seed, mu, identity):
+    fn, g = _random_problem(seed, n, m_i, m_e)
+    point = _point(fn, torch.randn(n, generator=g, dtype=F64), mu)
+    H = torch.eye(n, dtype=F64) if identity else _spd(n, g)
+    res = stationarity(point, _samples_of(point), lambda v: H @ v, QP)
+    p = point.grad_phi
+    torch.testing.assert_close(p, _penalty_grad_at_signs(point, _samples_of(point)[0]))
+    if identity:
+        assert res.value <= float(p.norm()) * (1 + 1e-6) + 1e-9
+    d = res.d
+    assert float(d @ torch.linalg.solve(H, d)) <= float(p @ H @ p) * (1 + 1e-6) + 1e-9
+
+
+def test_mu_zero_feasible_inactive_point_is_stationary():
+    def fn(x):
+        return (x**2).sum(), (x - 5.0), None  # strictly satisfied inequalities
+
+    point = _point(fn, torch.tensor([1.0, 2.0], dtype=F64), mu=0.0)
+    res = stationarity(point, _samples_of(point), lambda v: v, QP)
+    assert res.value <= 1e-9
+
+
+class _FailingQP:
+    """Raises ``QPBackendError`` on the first ``fail`` calls, then delegates."""
+
+    def __init__(self, fail: int) -> None:
+        self.fail = fail
+        self.calls = 0
+
+    def solve(self, problem, x0=None):
+        self.calls += 1
+        if self.calls <= self.fail:
+            raise QPBackendError("forced failure")
+        return QP.solve(problem)
+
+
+def test_stationarity_qp_fallbacks():
+    point = _point(lambda x: ((x**2).sum(), None, None), torch.tensor([1.0, -2.0], dtype=F64))
+    H = 4.0 * torch.eye(2, dtype=F64)
+    ok = stationarity(point, _samples_of(point), lambda v: H @ v, _FailingQP(0))
+    assert ok.qp_form == 1 and ok.value == pytest.approx(4 * math.sqrt(20), rel=1e-7)
+    with_identity = stationarity(point, _samples_of(point), lambda v: H @ v, _FailingQP(1))
+    assert with_identity.qp_form == 2
+    assert with_identity.value == pytest.approx(math.sqrt(20), rel=1e-7)
+    failed = stationarity(point, _samples_of(point), lambda v: H @ v, _FailingQP(2))
+    assert failed.qp_form == -1 and math.isinf(failed.value) and failed.d is None
+
+
+def test_smooth_shortcut():
+    point = _point(lambda x: ((x**2).sum(), None, None), torch.tensor([3e-9, -4e-9], dtype=F64))
+    res = smooth_shortcut(point, 1e-8)
+    assert res is not None and res.qp_form == 0 and res.n_samples == 1
+    assert res.value == pytest.approx(1e-8, rel=1e-9)
+    assert smooth_shortcut(point, 9e-9) is None
+
+
+# ---------------------------------------------------------------------------- steering
+
+
+def _predicted(point: PenaltyPoint, d: torch.Tensor, l1: bool = True) -> float:
+    ev = point.ev
+    lin_i = ev.ci + ev.J_i @ d
+    lin_e = ev.ce + ev.J_e @ d
+    if l1:
+        return point.viol.tv_l1 - float(lin_i.clamp(min=0).sum()) - float(lin_e.abs().sum())
+    vi = max(float(lin_i.max()), 0.0) if lin_i.numel() else 0.0
+    ve = float(lin_e.abs().max()) if lin_e.numel() else 0.0
+    return point.viol.tv - vi - ve
+
+
+def _primal(point: PenaltyPoint, Hinv: torch.Tensor, d: torch.Tensor) -> float:
+    """μ gᵀd + ½ dᵀH⁻¹d + Σ max(ci + J_i d, 0) + Σ |ce + J_e d| (the model steering minimizes)."""
+    ev = point.ev
+    return (
+        point.mu * float(ev.grad_f @ d)
+        + 0.5 * float(d @ Hinv @ d)
+        + float((ev.ci + ev.J_i @ d).clamp(min=0).sum())
+        + float((ev.ce + ev.J_e @ d).abs().sum())
+    )
+
+
+@settings(max_examples=30)
+@given(
+    n=st.integers(1, 4),
+    m_i=st.integers(0, 3),
+    m_e=st.integers(0, 2),
+    seed=st.integers(0, 10_000),
+    mu=st.floats(0.1, 100.0),
+    identity=st.booleans(),
+    l1=st.booleans(),
+    maxit=st.integers(0, 10),
+)
+def test_steering_test_holds_or_mu_exhausted(n, m_i, m_e, seed, mu, identity, l1, maxit):
+    assume(m_i + m_e > 0)
+    fn, g = _random_problem(seed, n, m_i, m_e)
+    point = _point(fn, 2 * torch.randn(n, generator=g, dtype=F64), mu)
+    H = torch.eye(n, dtype=F64) if identity else _spd(n, g)
+    settings = SteeringSettings(l1_model=l1, maxit=maxit, ineq_margin=math.inf)
+    res = steer(point, lambda v: H @ v, QP, settings)
+
+    # mu = mu0 * c_mu**j for some j in [0, maxit]
+    j = round(math.log(res.mu / mu) / math.log(settings.c_mu)) if res.mu != mu else 0
+    assert 0 <= j <= maxit
+    assert res.mu == pytest.approx(mu * settings.c_mu**j, rel=1e-12)
+    assert res.n_qps == (1 if j == 0 and res.n_qps == 1 else 2 + j)
+
+    # the direction minimizes the linearized penalty model with the chosen mu
+    chosen = point.with_mu(res.mu)
+    Hinv = torch.linalg.inv(H)
+    best = _primal(chosen, Hinv, res.d)
+    for _ in range(8):
+        pert = res.d + 1e-3 * torch.randn(n, generator=g, dtype=F64) * (1 + float(res.d.norm()))
+        assert best <= _primal(chosen, Hinv, pert) + 1e-7 * (1 + abs(best))
+
+    # the steering test (predicted violation reduction vs the mu = 0 direction)
+    v = point.viol.tv_l1 if l1 else point.viol.tv
+    tau = SQRT_EPS * max(v, 1.0)
+    ref_settings = SteeringSettings(l1_model=l1, maxit=0, ineq_margin=math.inf)
+    ref = steer(point.with_mu(0.0), lambda v_: H @ v_, QP, ref_settings)
+    assert ref.mu == 0.0
+    delta, delta_ref = _predicted(point, res.d, l1), _predicted(point, ref.d, l1)
+    slack = 1e-6 * (1 + v)  # QP accuracy
+    if l1:  # d(0) minimizes the l1 model, so it never predicts more l1 violation than d = 0
+        assert delta_ref >= -slack
+    passed = delta >= settings.c_viol * delta_ref - tau - slack
+    assert passed or j == maxit
+
+
+def test_no_steering_with_inactive_inequalities_and_margin():
+    def fn(x):
+        return (x**2).sum() - 2 * x[0], torch.stack([x[0] - 1.5, x[1] - 3.0]), None
+
+    point = _point(fn, torch.tensor([0.0, 0.0], dtype=F64), mu=1.0)
+    assert point.viol.tv == 0.0
+    res = steer(point, lambda v: v, QP, SteeringSettings())
+    assert res.mu == 1.0 and res.n_qps == 1
+    # the QN step d = (2, 0) would cross x0 <= 1.5; the l1 model's minimizer stops at the kink
+    torch.testing.assert_close(res.d, torch.tensor([1.5, 0.0], dtype=F64), rtol=1e-6, atol=1e-8)
+
+
+@given(seed=st.integers(0, 10_000), mu=st.floats(0.01, 10.0))
+def test_mu_unchanged_far_inside_inequalities(seed, mu):
+    fn, g = _random_problem(seed, 3, 3, 0)
+    point = _point(fn, 0.1 * torch.randn(3, generator=g, dtype=F64), mu)
+    assume(bool((point.ev.ci < -1e-6).all()))
+    res = steer(point, lambda v: v, QP, SteeringSettings())
+    assert res.mu == mu and res.n_qps == 1
+
+
+@pytest.mark.parametrize("slope, j", [(2.0, 8), (100.0, 10)])
+def test_steering_reduces_mu_when_objective_opposes_feasibility(slope, j):
+    """f = -slope·x pushes x up; the equality x = 0 is violated at x = 1 (H = I).
+
+    d(mu) = slope·mu - 1 and the predicted reduction is 1 - |slope·mu|, the reference
+    (mu = 0) reduction is 1: mu must drop to <= 0.9/slope. With slope 2 that takes 8 cuts;
+    with slope 100 the 10 allowed cuts are not enough and the last mu is returned.
+    """
+
+    def fn(x):
+        return -slope * x.sum(), None, x.reshape(1)
+
+    point = _point(fn, torch.tensor([1.0], dtype=F64), mu=1.0)
+    res = steer(point, lambda v: v, QP, SteeringSettings())
+    assert res.mu == pytest.approx(0.9**j, rel=1e-12)
+    assert res.n_qps == 2 + j
+    assert float(res.d[0]) == pytest.approx(slope * 0.9**j - 1.0, rel=1e-6)
+    assert (_predicted(point, res.d) >= 0.1 - 1e-8) == (j < 10)
