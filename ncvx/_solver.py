@@ -17,7 +17,7 @@ import torch
 
 from .callbacks import IterationRecord
 from .directions import DirectionFinder, FallbackLadder
-from .errors import ProblemError, QPBackendError
+from .errors import OptionsError, ProblemError, QPBackendError
 from .hessian import LBFGS, DenseBFGS
 from .line_search import LineSearchSettings, LineSearchStatus, weak_wolfe
 from .neighborhood import NeighborhoodCache
@@ -59,7 +59,12 @@ class BFGSSQP:
         self.observers = list(observers)
         self.n = evaluator.n
         self.x0 = x0
-        self.qp = qp or QPSolver(options.QPsolver, tol=options.qp_tol)
+        if qp is None:
+            try:
+                qp = QPSolver(options.QPsolver, tol=options.qp_tol)
+            except ValueError as exc:
+                raise OptionsError(f"QPsolver={options.QPsolver!r}: {exc}") from exc
+        self.qp = qp
         self.start_time = time.perf_counter()
         self.mu_lowest: float | None = None
 
@@ -250,14 +255,19 @@ class BFGSSQP:
             evals += ls.n_evals
             if ls.status in (LineSearchStatus.OK, LineSearchStatus.FVALQUIT):
                 break
-            if ls.status == LineSearchStatus.NO_BRACKET and descent:
+            if not descent:  # a failed nondescent search: next fallback, else no direction
+                if not ladder.bump():
+                    raise _Stop(Status.NO_DESCENT)
+                continue
+            if ls.status == LineSearchStatus.NO_BRACKET:
                 if self.constrained and reattempts > 0:
                     reattempts -= 1
                     base = base.with_mu(base.mu * c_mu_ls)
                     self.mu_lowest = base.mu
                     logger.info("line search did not bracket; retrying with mu = %g", base.mu)
                     continue
-                self.mu_lowest = start.mu
+                if self.constrained:
+                    self.mu_lowest = start.mu
                 raise _Stop(Status.LINESEARCH_NO_BRACKET)
             if o.disable_terminationcode_6 and ladder.level == 3 and ls.alpha > 0:
                 break
@@ -359,6 +369,13 @@ class BFGSSQP:
 
         return apply
 
+    def _h_regularized(self) -> torch.Tensor | None:
+        """The regularized H used in the QPs, when regularization changed it (else None)."""
+        cache = getattr(self, "regularized_cache", None)
+        if not cache or cache["reg"] is cache["source"]:
+            return None
+        return cache["reg"]
+
     def _emit(self, record: IterationRecord) -> bool:
         halt = False
         for obs in self.observers:
@@ -366,6 +383,10 @@ class BFGSSQP:
                 halt = bool(obs(record)) or halt
             except StopIteration:
                 halt = True
+            except (KeyboardInterrupt, UserFunctionError):
+                raise
+            except Exception as exc:  # the user's callback / halt_log_fn failed
+                raise UserFunctionError(exc) from exc
         return halt
 
     def _converged(

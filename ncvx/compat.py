@@ -96,7 +96,7 @@ class _HaltLogAdapter:
 
     def __call__(self, r: IterationRecord) -> bool:
         parts = penalty_parts(r)
-        H_reg = None
+        H_reg = r.extra.get("H_regularized")
         return bool(
             self.fn(
                 r.iteration,

@@ -139,6 +139,10 @@ class Options:
             return opts
         if isinstance(opts, Mapping):
             return cls.from_mapping(opts)
+        if not hasattr(opts, "__dict__"):
+            raise OptionsError(
+                f"user_opts must be a pygransoStruct, a dict or None, got {type(opts).__name__}"
+            )
         values = {k: v for k, v in vars(opts).items() if not k.startswith("_")}
         return cls.from_mapping(values)
 
@@ -200,8 +204,6 @@ def _int(lo: float, hi: float = _INF) -> Callable[[Any], bool]:
     def ok(v: Any) -> bool:
         if isinstance(v, bool):
             return False
-        if isinstance(v, float) and math.isinf(v) and hi == _INF:
-            return True
         return isinstance(v, int) and lo <= v <= hi
 
     return ok
@@ -228,6 +230,21 @@ def _bool_check(name: str):
 def _tensor_or_none(name: str):
     return _check(
         name, lambda v: v is None or isinstance(v, torch.Tensor), "a torch.Tensor or None"
+    )
+
+
+def _qp_backend_ok(v: Any) -> bool:
+    if not isinstance(v, str):
+        return False
+    from .qp import registry
+
+    if v == "auto" or v in registry.BACKENDS:
+        return True
+    close = difflib.get_close_matches(v, [*registry.BACKENDS, "auto"], n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise OptionsError(
+        f"option QPsolver={v!r} is not a known QP backend (known: 'auto', "
+        f"{', '.join(sorted(registry.BACKENDS))}){hint}"
     )
 
 
@@ -294,7 +311,7 @@ _CHECKS: list[Callable[[Options], None]] = [
     _real_check("steering_c_viol", 0, 1, lo_open=True, hi_open=True),
     _real_check("steering_c_mu", 0, 1, lo_open=True, hi_open=True),
     _real_check("regularize_threshold", 1, _INF, lo_open=True),
-    _check("QPsolver", lambda v: isinstance(v, str) and v != "", "a QP backend name, e.g. 'auto'"),
+    _check("QPsolver", lambda v: _qp_backend_ok(v), "'auto' or an installed QP backend"),
     _real_check("wolfe1", 0, 0.5),
     _real_check("wolfe2", 0, 1, hi_open=True),
     _int_check("linesearch_nondescent_maxit", 0),
@@ -321,5 +338,5 @@ _CHECKS: list[Callable[[Options], None]] = [
     ),
     _check("jacobian_chunk_size", lambda v: v is None or _int(1)(v), "None or a positive integer"),
     _int_check("seed", 0),
-    _real_check("qp_tol", 0, 1, lo_open=True),
+    _real_check("qp_tol", 0, 1e-6, lo_open=True),
 ]

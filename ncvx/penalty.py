@@ -40,8 +40,13 @@ def measure_violation(
     tve_t = ve.max() if ve.numel() else zero
     l1 = vi.sum() + ve.sum()
     tvi, tve, tv_l1 = torch.stack([tvi_t, tve_t, l1.to(zero.dtype)]).tolist()
-    if math.isnan(tvi) or math.isnan(tve):
-        tvi = tve = math.inf if math.isnan(tvi) else tvi
+    # a NaN constraint value is infinitely violated (max() may or may not propagate NaN)
+    if math.isnan(tvi) or (ci.numel() and bool(torch.isnan(ci).any())):
+        tvi = math.inf
+    if math.isnan(tve) or (ce.numel() and bool(torch.isnan(ce).any())):
+        tve = math.inf
+    if math.isnan(tv_l1):
+        tv_l1 = math.inf
     tv = max(tvi, tve)
     return Violation(tvi, tve, tv, tv_l1, bool(tvi <= ineq_tol and tve <= eq_tol))
 

@@ -25,19 +25,30 @@ def fixed_width(value: float | int | None, width: int) -> str:
         return "-".center(width)
     if isinstance(value, int) and not isinstance(value, bool):
         s = str(value)
-        return s.rjust(width) if len(s) <= width else f"{value:.{max(width - 7, 1)}e}".rjust(width)
+        return s.rjust(width) if len(s) <= width else _exponent(float(value), width)
     v = float(value)
     if math.isnan(v) or math.isinf(v):
-        return str(v).rjust(width)
+        return str(v).rjust(width)[-width:]
     if v == 0:
         return "0".rjust(width)
     mag = abs(v)
     whole = len(str(int(mag))) + (v < 0)
     if mag < 1e-3 or whole > width - 3:
-        digits = max(width - 7 - (v < 0), 1)
-        return f"{v:.{digits}e}".rjust(width)
+        return _exponent(v, width)
     decimals = max(width - whole - 1, 0)
     return f"{v:.{decimals}f}"[:width].rjust(width)
+
+
+def _exponent(v: float, width: int) -> str:
+    """Exponent notation in at most ``width`` characters (fewer digits, then a compact form)."""
+    for digits in range(max(width - 7, 0), -1, -1):
+        s = f"{v:.{digits}e}"
+        if len(s) <= width:
+            return s.rjust(width)
+        compact = s.replace("e+", "e").replace("e-0", "e-").replace("e0", "e")
+        if len(compact) <= width:
+            return compact.rjust(width)
+    return "#" * width
 
 
 @dataclass(frozen=True)

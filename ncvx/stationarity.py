@@ -23,7 +23,8 @@ import torch
 
 from .errors import QPBackendError
 from .penalty import PenaltyPoint
-from .qp import QPProblem, QPSolver
+from .qp import QPSolver
+from .steering import make_qp
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def stationarity(
         gram = 0.5 * (gram + gram.T)
         try:
             sol = qp.solve(
-                QPProblem(P=gram.detach().cpu().double().numpy(), q=b, lb=lb, ub=ub, A=A, b=rhs)
+                make_qp(P=gram.detach().cpu().double().numpy(), q=b, lb=lb, ub=ub, A=A, b=rhs)
             )
         except QPBackendError:
             continue

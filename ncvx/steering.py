@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import QPBackendError
 from .penalty import PenaltyPoint
 from .qp import QPProblem, QPSolver
 
@@ -80,9 +81,9 @@ def steer(
     def solve(mu: float) -> tuple[np.ndarray, float]:
         nonlocal n_qps
         n_qps += 1
-        y = qp.solve(QPProblem(P=P, q=mu * CHg_np - c_np, lb=lb, ub=ub)).x
+        y = qp.solve(make_qp(P=P, q=mu * CHg_np - c_np, lb=lb, ub=ub)).x
         lin = c_np - mu * CHg_np - P @ y  # linearised constraint values c + C d
-        return y, predicted_reduction(lin, m_e, viol_now, settings.l1_model)
+        return y, predicted_reduction(lin, y, m_e, viol_now, settings.l1_model)
 
     def direction(mu: float, y: np.ndarray) -> torch.Tensor:
         y_t = torch.as_tensor(y, dtype=HCt.dtype, device=HCt.device)
@@ -110,8 +111,36 @@ def steer(
     return SteeringResult(direction(mu, y), mu, n_qps)
 
 
-def predicted_reduction(lin: np.ndarray, m_e: int, viol_now: float, l1: bool) -> float:
-    """Violation now minus the violation of the linearised constraints ``lin = c + C d``."""
+#: A multiplier within this distance of its bound counts as being at the bound.
+_AT_BOUND = 1e-7
+
+
+def make_qp(**data: np.ndarray | None) -> QPProblem:
+    """Build a QP; invalid data (non-finite, not PSD) becomes a ``QPBackendError`` (a QP failure
+    the fallback ladder handles) instead of a crash."""
+    try:
+        return QPProblem(**data)
+    except ValueError as exc:
+        raise QPBackendError(f"invalid QP data: {exc}") from exc
+
+
+def predicted_reduction(
+    lin: np.ndarray, y: np.ndarray, m_e: int, viol_now: float, l1: bool
+) -> float:
+    """Violation now minus the violation of the linearised constraints ``lin = c + C d``.
+
+    At an exact solution of the steering QP a linearised constraint can only be violated where
+    its multiplier sits at the upper end of its box (``y_i = 1``, or ``|y_e| = 1``); elsewhere
+    complementarity makes it satisfied (``y_i = 0``) or tight (interior ``y``). The residuals the
+    QP solver leaves at the other constraints (``~tol`` each) are therefore dropped: summed over
+    hundreds of constraints they would otherwise exceed the steering test's slack and drive
+    ``mu`` down for nothing.
+    """
+    lin = lin.copy()
+    at_top = np.abs(y) >= 1.0 - _AT_BOUND
+    lin[~at_top] = np.minimum(lin[~at_top], 0.0)
+    lin_e_free = ~at_top[:m_e]
+    lin[:m_e][lin_e_free] = 0.0
     lin_e, lin_i = lin[:m_e], lin[m_e:]
     if l1:
         return viol_now - float(np.maximum(lin_i, 0).sum()) - float(np.abs(lin_e).sum())

@@ -131,15 +131,17 @@ class LBFGS:
         PyGRANSO keeps the *first* ``memory`` columns when the history is longer; ncvx keeps the
         most recent ones, which are the ones L-BFGS would have kept.
         """
-        S = torch.as_tensor(state["S"]).to(self.S)
-        Y = torch.as_tensor(state["Y"]).to(self.S)
-        rho = torch.as_tensor(state["rho"]).to(self.S).reshape(-1)
-        k = S.shape[1] if S.dim() == 2 else 0
-        if S.shape[0] != self.n or Y.shape != S.shape:
+        S = torch.as_tensor(state["S"]).to(self.S).clone()
+        Y = torch.as_tensor(state["Y"]).to(self.S).clone()
+        rho = torch.as_tensor(state["rho"]).to(self.S).reshape(-1).clone()
+        if S.dim() != 2 or Y.dim() != 2 or S.shape[0] != self.n or Y.shape != S.shape:
             raise ValueError(
                 f"limited_mem_warm_start: S and Y must both be ({self.n}, k); got "
                 f"{tuple(S.shape)} and {tuple(Y.shape)}"
             )
+        k = S.shape[1]
+        if not (torch.isfinite(S).all() and torch.isfinite(Y).all() and torch.isfinite(rho).all()):
+            raise ValueError("limited_mem_warm_start contains NaN or Inf")
         rho = rho[:k] if rho.numel() >= k else 1.0 / (S * Y).sum(0)
         keep = min(k, self.memory)
         self.S, self.Y, self.rho = S[:, k - keep :], Y[:, k - keep :], rho[k - keep :]

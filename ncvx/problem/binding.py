@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from ..errors import ProblemError
 from .variables import VariableLayout
 
 
@@ -56,16 +57,24 @@ class DictBinding:
 
     def flatten_grads(self, grads: list[torch.Tensor], batch: int | None) -> torch.Tensor:
         (g,) = grads
-        return g if batch is None else g.reshape(batch, self.n)
+        if batch is None:
+            return g
+        if g.dim() == 1:  # unbatched zeros: no output depends on the variables
+            return g.reshape(1, -1).expand(batch, -1)
+        return g.reshape(batch, self.n)
 
 
 class ModuleBinding:
     """The parameters of ``module`` (in ``module.parameters()`` order) are the variables."""
 
     def __init__(self, module: nn.Module) -> None:
+        if not isinstance(module, nn.Module):
+            raise ProblemError(f"expected an nn.Module, got {type(module).__name__}")
         self.module = module
         self.params = list(module.parameters())
         self.n = sum(p.numel() for p in self.params)
+        if self.n == 0:
+            raise ProblemError("the nn.Module has no parameters: there is nothing to optimise")
         self._requires_grad = [p.requires_grad for p in self.params]
 
     def bind(self, x: torch.Tensor, requires_grad: bool) -> tuple[list[torch.Tensor], Any]:
@@ -82,7 +91,12 @@ class ModuleBinding:
     def flatten_grads(self, grads: list[torch.Tensor], batch: int | None) -> torch.Tensor:
         if batch is None:
             return torch.cat([g.reshape(-1) for g in grads])
-        return torch.cat([g.reshape(batch, -1) for g in grads], dim=1)
+        # an input no output depends on comes back as one unbatched zero tensor
+        rows = [
+            g.reshape(batch, -1) if g.dim() == p.dim() + 1 else g.reshape(1, -1).expand(batch, -1)
+            for g, p in zip(grads, self.params)
+        ]
+        return torch.cat(rows, dim=1)
 
     def current_x(self) -> torch.Tensor:
         """The module's parameters as one flat vector (detached)."""

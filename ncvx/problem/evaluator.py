@@ -232,29 +232,44 @@ class Evaluator:
     def _gradients(
         self, outputs: list[torch.Tensor], inputs: list[torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gradient of f and Jacobian of the constraints, as separate reverse passes.
+
+        Keeping f apart means an infinite derivative inside one constraint (``0 * inf``) cannot
+        turn the objective's gradient into NaN.
+        """
         self.n_gradients += 1
-        stacked = (
-            torch.cat([o.to(outputs[0].dtype) for o in outputs])
-            if len(outputs) > 1
-            else (outputs[0])
-        )
-        rows = stacked.numel()
-        if not stacked.requires_grad:
-            jac = torch.zeros(rows, self.n, dtype=self.dtype, device=self.device)
-        elif rows == 1:
-            grads = torch.autograd.grad(
-                stacked.sum(), inputs, allow_unused=True, materialize_grads=True
-            )
-            jac = self.binding.flatten_grads(list(grads), None).reshape(1, -1)
-        else:
-            jac = self._jacobian(stacked, inputs)
-        jac = self._to_solver(jac)
+        f, constraints = outputs[0], outputs[1:]
+        try:
+            if f.requires_grad:
+                g = torch.autograd.grad(
+                    f.sum(),
+                    inputs,
+                    retain_graph=bool(constraints),
+                    allow_unused=True,
+                    materialize_grads=True,
+                )
+                grad_f = self.binding.flatten_grads(list(g), None)
+            else:
+                grad_f = torch.zeros(self.n, dtype=self.dtype, device=self.device)
+            m = sum(c.numel() for c in constraints)
+            if m == 0:
+                jac = torch.zeros(0, self.n, dtype=self.dtype, device=self.device)
+            else:
+                stacked = torch.cat([c.to(constraints[0].dtype) for c in constraints])
+                jac = self._jacobian(stacked, inputs)
+        except RuntimeError as exc:
+            raise UserFunctionError(exc) from exc
+        grad_f, jac = self._to_solver(grad_f), self._to_solver(jac)
         m_i = self.m_i or 0
-        grad_f, J_i, J_e = jac[0], jac[1 : 1 + m_i], jac[1 + m_i :]
-        return self._scale_gradients(grad_f, J_i, J_e)
+        return self._scale_gradients(grad_f, jac[:m_i], jac[m_i:])
 
     def _jacobian(self, stacked: torch.Tensor, inputs: list[torch.Tensor]) -> torch.Tensor:
         rows = stacked.numel()
+        if rows == 1:
+            grads = torch.autograd.grad(
+                stacked.sum(), inputs, retain_graph=True, allow_unused=True, materialize_grads=True
+            )
+            return self.binding.flatten_grads(list(grads), None).reshape(1, -1)
         if self.jacobian != "loop":
             try:
                 return self._jacobian_batched(stacked, inputs)
@@ -332,7 +347,13 @@ class Evaluator:
             raise ProblemError(
                 f"{name} must be a tensor of shape ({self.n}, {m}), got {_describe(g)}"
             )
-        if g.numel() != self.n * m:
+        ok = tuple(g.shape) == (self.n, m) or (
+            m == 1
+            and g.numel() == self.n
+            and g.dim() <= 2
+            and (g.dim() < 2 or g.shape[0] == self.n)
+        )
+        if not ok:
             raise ProblemError(
                 f"{name} has shape {tuple(g.shape)}; expected ({self.n}, {m}) (gradients as columns)"
             )

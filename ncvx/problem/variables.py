@@ -51,7 +51,7 @@ class VariableLayout:
                 shape = (shape,)
             try:
                 dims = tuple(int(s) for s in shape)
-            except TypeError as exc:
+            except (TypeError, ValueError) as exc:
                 raise ProblemError(
                     f"shape of variable {name!r} must be a list of ints, got {shape!r}"
                 ) from exc
@@ -73,6 +73,8 @@ class VariableLayout:
     def unpack(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Split a flat ``x`` of shape ``(n,)`` into named views of the declared shapes."""
         flat = x.reshape(-1)
+        if flat.numel() != self.n:
+            raise ProblemError(f"x has {flat.numel()} entries; the variables need {self.n}")
         return {
             name: flat[o : o + size].view(shape)
             for name, shape, o, size in zip(self.names, self.shapes, self.offsets, self.sizes)

@@ -168,31 +168,15 @@ def test_native_api_validates_overrides() -> None:
         ncvx.Options(print_level=9)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an unknown QPsolver name raises a plain ValueError from ncvx.qp.registry "
-    "(not OptionsError, and the message does not name the QPsolver option)",
-)
 def test_unknown_qp_solver_name() -> None:
     assert_rejected(OptionsError, "QPsolver", {"x": [N]}, good_fn, QPsolver="no_such_solver")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: user_opts that is neither None, a dict nor an attribute struct (e.g. 5) "
-    "raises TypeError from vars() in Options.from_pygranso instead of OptionsError",
-)
 def test_user_opts_of_wrong_type() -> None:
     with pytest.raises(OptionsError, match=r"user_opts|options"):
         pygranso({"x": [N]}, good_fn(Tracker()), 5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: options._int accepts float('inf') for every integer option without an upper "
-    "bound; maxit=inf / steering_maxit=inf then end the run with code 13 (range(inf)), "
-    "ngrad=inf raises OverflowError, jacobian_chunk_size=inf TypeError, seed=inf RuntimeError",
-)
 @pytest.mark.parametrize(
     "name", ["maxit", "steering_maxit", "ngrad", "jacobian_chunk_size", "seed"]
 )
@@ -341,13 +325,6 @@ def test_objective_gradient_not_finite_at_x0() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the Jacobian is taken of the stacked outputs [f, ci, ce]; a zero seed flowing "
-    "through an output with an infinite derivative gives 0*inf = NaN in the OTHER rows, so "
-    "grad f is NaN and the error blames f instead of ci (evaluator._gradients, both the "
-    "batched and the loop path)",
-)
 def test_constraint_gradient_not_finite_at_x0_is_blamed_on_the_constraint() -> None:
     def make(t):
         def fn(X):
@@ -444,21 +421,11 @@ def test_bad_shapes_in_var_spec(spec, match: str) -> None:
     assert_rejected(ProblemError, match, spec, good_fn)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: VariableLayout.from_shapes only catches TypeError; int('a') raises a plain "
-    "ValueError ('invalid literal for int()') that does not name the variable",
-)
 @pytest.mark.parametrize("shape", [["a"], "ab"])
 def test_non_numeric_shape_in_var_spec(shape) -> None:
     assert_rejected(ProblemError, "shape of variable 'x'", {"x": shape}, good_fn)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an nn.Module without parameters is accepted as var_spec (n = 0) and solved, "
-    "while the dict equivalent {} is rejected as empty",
-)
 def test_module_without_parameters() -> None:
     def make(t):
         return lambda m: (torch.zeros((), dtype=D), None, None)
@@ -466,11 +433,6 @@ def test_module_without_parameters() -> None:
     assert_rejected(ProblemError, "parameters|empty|no variables", nn.ReLU(), make)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ncvx.solve_module does not check its first argument; a non-module raises "
-    "AttributeError ('dict' object has no attribute 'parameters')",
-)
 def test_solve_module_with_non_module() -> None:
     with pytest.raises(ProblemError, match=r"nn\.Module"):
         ncvx.solve_module({"x": torch.ones(2)}, lambda m: (m, None, None), print_level=0)
@@ -544,12 +506,6 @@ def test_explicit_mode_wrong_number_of_items() -> None:
     assert_rejected(ProblemError, "six items", {"x": [N]}, make, x0=x0(), globalAD=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Evaluator._explicit_matrix checks only numel and reshapes, so a ci_grad "
-    "given as (m_i, n) (rows instead of columns) is silently scrambled into (n, m_i) "
-    "instead of being rejected",
-)
 def test_explicit_ci_grad_transposed_is_rejected() -> None:
     assert_rejected(
         ProblemError,
@@ -599,13 +555,6 @@ def test_H0_of_wrong_shape() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with checkH0=False and an indefinite H0 the termination QP's Gram matrix "
-    "G^T H G fails QPProblem's PSD validation with a plain ValueError, which "
-    "stationarity() does not treat as a QP failure (it only catches QPBackendError): no "
-    "fallback to the H = I form, the run ends with code 13 before iteration 0",
-)
 def test_H0_not_pd_accepted_with_checkH0_false() -> None:
     # the documented escape hatch: the PD test is skipped and the run goes ahead
     t = Tracker()
@@ -650,11 +599,6 @@ def test_limited_mem_warm_start_of_wrong_shape(state, match: str) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: LBFGS.load_state indexes S.shape[1] before checking S is 2-D: 1-D S/Y "
-    "raise IndexError instead of ProblemError",
-)
 def test_limited_mem_warm_start_one_dimensional() -> None:
     state = {
         "S": torch.ones(N, dtype=D),
@@ -672,11 +616,6 @@ def test_limited_mem_warm_start_one_dimensional() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: limited_mem_warm_start data are not checked for finiteness; a NaN in S is "
-    "accepted and the run ends with code 13 instead of a ProblemError up front",
-)
 def test_limited_mem_warm_start_not_finite() -> None:
     state = {
         "S": torch.full((N, 1), float("nan"), dtype=D),

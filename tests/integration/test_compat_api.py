@@ -168,7 +168,6 @@ _OSQP_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=_OSQP_BUG)
 def test_osqp_backend_solves_ill_conditioned_steering_qp() -> None:
     if "osqp" not in available_backends():
         pytest.skip("osqp not installed")
@@ -561,14 +560,6 @@ def test_module_mode_unconstrained_with_unused_parameter() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ModuleBinding.flatten_grads reshapes each batched gradient with "
-    "g.reshape(batch, -1); for a parameter the function does not use, "
-    "materialize_grads gives an unbatched zeros tensor, so the Jacobian has the wrong "
-    "number of columns and the run ends with code 13 (shape mismatch in H @ G^T) at "
-    "iteration 0 whenever there are constraints (batched Jacobian path)",
-)
 def test_module_mode_constrained_with_unused_parameter() -> None:
     model = nn.Linear(3, 1).double()
     model.unused = nn.Parameter(torch.full((2,), 7.0, dtype=D))

@@ -295,13 +295,6 @@ def test_module_binding_unused_parameter_gets_zero_columns_loop(tol):
     assert torch.count_nonzero(J[:, _unused_param_columns(net)]) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: batched Jacobian with ModuleBinding crashes when a parameter is unused by f and "
-    "every constraint: autograd.grad(is_grads_batched=True, materialize_grads=True) returns an "
-    "UNbatched zero tensor for it and ModuleBinding.flatten_grads' reshape(batch, -1) fails "
-    "('auto' then silently drops to the slow per-row loop for the rest of the run)",
-)
 @pytest.mark.parametrize("mode", ["batched", "auto"])
 def test_module_binding_unused_parameter_batched(mode, tol):
     net = _Net(unused=True)

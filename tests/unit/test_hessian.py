@@ -302,11 +302,6 @@ def test_lbfgs_state_returns_copies():
     torch.testing.assert_close(a.as_matrix(), H, rtol=0, atol=0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): LBFGS.load_state keeps references to the caller's S/Y/rho tensors "
-    "(.to() without copy), so mutating the warm-start dict afterwards changes the solver's H",
-)
 def test_lbfgs_load_state_copies_its_input():
     a = LBFGS(2, 2)
     a.update(torch.tensor([1.0, 0.0], dtype=F64), torch.tensor([2.0, 0.5], dtype=F64))

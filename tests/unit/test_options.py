@@ -324,22 +324,12 @@ _INT_OPTIONS = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: integer options with no upper bound accept -inf (options._int returns True for "
-    "any infinite float when hi is inf), e.g. Options(maxit=-inf) or Options(seed=-inf)",
-)
 @pytest.mark.parametrize("name", _INT_OPTIONS)
 def test_integer_options_reject_minus_infinity(name):
     with pytest.raises(OptionsError, match=name):
         Options(**{name: -INF})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: seed=inf passes validation, then the default-x0 generator fails at solve time "
-    "(RuntimeError 'manual_seed expected a long, but got float', not an OptionsError)",
-)
 def test_seed_rejects_infinity():
     with pytest.raises(OptionsError, match="seed"):
         Options(seed=INF)

@@ -78,11 +78,6 @@ def test_inequality_at_zero_is_satisfied_but_active_in_gradient():
     assert l1_violation_gradient(ev).tolist() == [1.0 + 0.0 + 100.0, 1.0 - 100.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: measure_violation reports a NaN equality constraint as feasible (tve = tv = 0) "
-    "when the inequalities are finite: the NaN fix-up copies tvi into tve",
-)
 @pytest.mark.parametrize("ci", [[], [0.0], [-1.0, -2.0]])
 def test_nan_equality_is_not_feasible(ci):
     v = measure_violation(_t(ci), _t([math.nan]), 1e-6, 1e-6)

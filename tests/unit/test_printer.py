@@ -79,12 +79,6 @@ def test_fixed_width_ints_exact_width(value, width):
     assert len(fixed_width(value, width)) == width
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: fixed_width overflows for ints that need exponent form in narrow columns: "
-    "fixed_width(123456, 5) == '1.2e+05' (7 chars; the Iter/Evals/Grads columns are 5 wide), "
-    "fixed_width(-10**100, 9) == '-1.00e+100' (10 chars)",
-)
 @pytest.mark.parametrize(
     "value, width",
     [(123456, 5), (10**6, 6), (-(10**100), 9)],

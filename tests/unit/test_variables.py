@@ -119,11 +119,6 @@ def test_bad_specs_rejected(spec):
         VariableLayout.from_shapes(spec)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a string shape such as '3x' raises a bare ValueError from int() instead of "
-    "a ProblemError naming the variable (from_shapes only catches TypeError)",
-)
 @pytest.mark.parametrize("shape", ["3x", "ab"])
 def test_string_shape_rejected(shape):
     with pytest.raises(ProblemError, match="'a'"):
@@ -151,10 +146,6 @@ def test_unpack_rejects_too_short_x():
         layout.unpack(torch.zeros(layout.n - 1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: VariableLayout.unpack silently ignores trailing entries of an x longer than n",
-)
 def test_unpack_rejects_too_long_x():
     layout = VariableLayout.from_shapes({"a": [2, 3], "b": [4]})
     with pytest.raises((ProblemError, RuntimeError)):
