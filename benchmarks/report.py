@@ -120,9 +120,9 @@ def solved_costs(
     """``{problem: {solver: median wall}}`` with ``inf`` for runs that do not count as solved."""
     costs: dict[str, dict[str, float]] = {}
     for p in problems:
-        feas = [
+        feas = [  # reference f over every solver that ran p, not only those plotted
             summary[(p, s)]["f"]
-            for s in solvers
+            for s in _solvers(summary)
             if (p, s) in summary
             and summary[(p, s)].get("f") is not None
             and summary[(p, s)]["tv"] <= viol_tol
@@ -159,7 +159,7 @@ def markdown(
     if "ncvx" in solvers and "pygranso" in solvers:
         add("### ncvx / PyGRANSO (medians; < 1 means ncvx is faster or needs fewer)\n")
         add(
-            "| problem | n | m | runs | ncvx wall s | PyGRANSO wall s | **time ratio** "
+            "| problem | n | m | runs ok (ncvx · PyG) | ncvx wall s | PyGRANSO wall s | **time ratio** "
             "| iters ncvx / PyG | evals ncvx / PyG | f ncvx | f PyGRANSO |"
         )
         add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -168,8 +168,9 @@ def markdown(
             a, b = summary.get((p, "ncvx")), summary.get((p, "pygranso"))
             if not a or not b:
                 continue
-            m = (a.get("m_i") or 0) + (a.get("m_e") or 0) if a.get("ok") else None
-            runs = f"{a['ok']}/{b['ok']}"
+            sized = a if a.get("ok") else b
+            m = (sized.get("m_i") or 0) + (sized.get("m_e") or 0) if sized.get("ok") else "–"
+            runs = f"{a['ok']}/{a['runs']} · {b['ok']}/{b['runs']}"
             if a.get("ok") and b.get("ok"):
                 r = a["wall_s"] / b["wall_s"] if b["wall_s"] > 0 else math.inf
                 ratios.append(r)
@@ -182,7 +183,9 @@ def markdown(
             else:
                 wa = _fmt(a.get("wall_s")) if a.get("ok") else "/".join(a["statuses"])
                 wb = _fmt(b.get("wall_s")) if b.get("ok") else "/".join(b["statuses"])
-                add(f"| {p} | {a.get('n', '–')} | {m} | {runs} | {wa} | {wb} | – | – | – | – | – |")
+                add(
+                    f"| {p} | {sized.get('n', '–')} | {m} | {runs} | {wa} | {wb} | – | – | – | – | – |"
+                )
         if ratios:
             gm = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
             add(f"\nGeometric mean of the time ratios over {len(ratios)} problems: **{gm:.2f}**.\n")
