@@ -124,11 +124,16 @@ MEANING: dict[str, str] = {
     "seed": "seed for the default x0 and for the random directions of level 4",
     "qp_tol": "a QP answer is accepted when its scaled KKT residual is ≤ qp_tol. Otherwise it is "
     "retried and other backends are tried. Answers up to 1e-6 are still used but count as failures. "
-    "Values above 1e-6 are rejected (`ValueError`) when the solve starts",
+    "Values above 1e-6 are rejected (`OptionsError`)",
+    "bfgs_y": "what the BFGS update learns from. `'lagrangian'`: the change of the gradient of "
+    "mu f + y_eᵀce + y_iᵀci with the steering QP's multipliers y held fixed (steered steps; other "
+    "steps use the penalty gradient). `'penalty'`: the change of the penalty gradient, as "
+    "GRANSO/PyGRANSO do; at constraints that are exactly active its l1 term jumps by ±∇c between "
+    "iterates, which corrupts H on problems with many active constraints",
 }
 
 #: options that are not PyGRANSO's.
-NCVX_ONLY = {"jacobian", "jacobian_chunk_size", "seed", "qp_tol"}
+NCVX_ONLY = {"jacobian", "jacobian_chunk_size", "seed", "qp_tol", "bfgs_y"}
 
 #: how the default differs from PyGRANSO (code, or docstring ⚠).
 PYGRANSO_NOTE: dict[str, str] = {

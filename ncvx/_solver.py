@@ -235,7 +235,7 @@ class BFGSSQP:
         base = point  # the iterate; its mu may be lowered by line-search reattempts
         while True:
             try:
-                d, mu = self.directions(base, ladder.level)
+                d, mu, multipliers = self.directions(base, ladder.level)
             except QPBackendError as exc:
                 logger.warning("steering QP failed at level %d: %s", ladder.level, exc)
                 if not ladder.bump():
@@ -281,7 +281,7 @@ class BFGSSQP:
                 )
         new = ls.point
         s = new.x - start.x
-        y = new.grad_phi - start.grad_phi
+        y = self._gradient_change(start, new, multipliers)
         rel_diff = (
             abs(new.phi - start.phi) / abs(start.phi)
             if mu == point.mu and start.phi != 0
@@ -319,6 +319,24 @@ class BFGSSQP:
             self.point = new
             raise _Stop(done)
         return new
+
+    def _gradient_change(
+        self, old: PenaltyPoint, new: PenaltyPoint, multipliers: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The BFGS ``y``: change of the penalty gradient (GRANSO), or, with ``bfgs_y =
+        "lagrangian"`` and a steered step, of the Lagrangian ``mu f + y_eᵀce + y_iᵀci`` with the
+        steering QP's multipliers held fixed. The latter leaves out the jumps of the l1 violation
+        term at constraints that are exactly active (which the QP already models) and keeps the
+        curvature of f and of the constraints."""
+        if self.opts.bfgs_y == "penalty" or multipliers is None:
+            return new.grad_phi - old.grad_phi
+        a, b = old.ev, new.ev
+        assert a.J_e is not None and b.J_e is not None and a.J_i is not None and b.J_i is not None
+        m_e = a.J_e.shape[0]
+        dJ = torch.cat([b.J_e - a.J_e, b.J_i - a.J_i])
+        return new.mu * (new.grad_f - old.grad_f) + multipliers @ dJ if m_e + a.J_i.shape[0] else (
+            new.mu * (new.grad_f - old.grad_f)
+        )
 
     # ------------------------------------------------------------------------------ helpers
     def _penalty_point(self, ev: Evaluation, mu: float) -> PenaltyPoint:

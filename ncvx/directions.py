@@ -71,23 +71,24 @@ class DirectionFinder:
         self.apply_H_qp = apply_H_qp
         self.generator = generator
 
-    def __call__(self, point: PenaltyPoint, level: int) -> tuple[torch.Tensor, float]:
-        """Direction ``d`` (``(n,)``) and the penalty parameter that goes with it.
+    def __call__(
+        self, point: PenaltyPoint, level: int
+    ) -> tuple[torch.Tensor, float, torch.Tensor | None]:
+        """Direction ``d`` (``(n,)``), its penalty parameter, and the steering QP's multipliers
+        ``[y_e; y_i]`` (``None`` for levels 2-4).
 
         Raises ``QPBackendError`` when a steering QP fails.
         """
-        if level == 0:
-            res = steer(point, self.apply_H_qp, self.qp, self.steering)
-            return res.d, res.mu
-        if level == 1:
-            res = steer(point, lambda v: v, self.qp, self.steering)
-            return res.d, res.mu
+        if level in (0, 1):
+            op = self.apply_H_qp if level == 0 else (lambda v: v)
+            res = steer(point, op, self.qp, self.steering)
+            return res.d, res.mu, res.multipliers
         g = point.grad_phi
         if level == 2:
-            return -self.hessian.apply(g), point.mu
+            return -self.hessian.apply(g), point.mu, None
         if level == 3:
-            return -g, point.mu
+            return -g, point.mu, None
         r = torch.randn(g.shape, generator=self.generator, dtype=g.dtype, device="cpu").to(g.device)
         if float(r @ g) > 0:
             r = -r
-        return r, point.mu
+        return r, point.mu, None

@@ -98,6 +98,7 @@ class Options:
     jacobian_chunk_size: int | None = None
     seed: int = 0
     qp_tol: float = 1e-9
+    bfgs_y: str = "lagrangian"
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -338,5 +339,11 @@ _CHECKS: list[Callable[[Options], None]] = [
     ),
     _check("jacobian_chunk_size", lambda v: v is None or _int(1)(v), "None or a positive integer"),
     _int_check("seed", 0),
+    _check(
+        "bfgs_y",
+        lambda v: v in ("penalty", "lagrangian"),
+        "'penalty' (GRANSO: change of the penalty gradient) or 'lagrangian' (change of the "
+        "Lagrangian gradient with the steering multipliers)",
+    ),
     _real_check("qp_tol", 0, 1e-6, lo_open=True),
 ]

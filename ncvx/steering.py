@@ -35,6 +35,7 @@ class SteeringResult:
     d: torch.Tensor
     mu: float
     n_qps: int
+    multipliers: torch.Tensor | None = None  # QP multipliers [y_e; y_i] of the returned d
 
 
 @dataclass(frozen=True)
@@ -92,27 +93,31 @@ def steer(
     mu = point.mu
     y, reduction = solve(mu)
     if reduction >= settings.c_viol * viol_now - tol:
-        return SteeringResult(direction(mu, y), mu, n_qps)
+        return SteeringResult(direction(mu, y), mu, n_qps, _as_tensor(y, Hg))
     if (
         m_e == 0
         and math.isfinite(settings.ineq_margin)
         and bool((ev.ci < -settings.ineq_margin).all())
     ):
-        return SteeringResult(direction(mu, y), mu, n_qps)
+        return SteeringResult(direction(mu, y), mu, n_qps, _as_tensor(y, Hg))
     _, reduction_ref = solve(0.0)
     target = settings.c_viol * reduction_ref - tol
     if reduction >= target:
-        return SteeringResult(direction(mu, y), mu, n_qps)
+        return SteeringResult(direction(mu, y), mu, n_qps, _as_tensor(y, Hg))
     for _ in range(settings.maxit):
         mu *= settings.c_mu
         y, reduction = solve(mu)
         if reduction >= target:
             break
-    return SteeringResult(direction(mu, y), mu, n_qps)
+    return SteeringResult(direction(mu, y), mu, n_qps, _as_tensor(y, Hg))
 
 
 #: A multiplier within this distance of its bound counts as being at the bound.
 _AT_BOUND = 1e-7
+
+
+def _as_tensor(y: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(y, dtype=like.dtype, device=like.device)
 
 
 def make_qp(**data: np.ndarray | None) -> QPProblem:

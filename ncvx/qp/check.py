@@ -1,24 +1,33 @@
 """Backend-independent accuracy check of a QP answer.
 
-Scaling (all residuals are dimensionless, so one tolerance fits every problem):
+All residuals are dimensionless and invariant under a positive scaling of the objective and
+under a diagonal scaling of the variables (rows and columns of ``P`` with the box), so one
+tolerance fits badly scaled Gram matrices too. Notation, for a point ``x``:
 
-* ``sx = max(max|lb|, max|ub|)`` — size of the box, the natural unit of ``x``;
-* ``sg = max(max|q - c·a|, max|P| · sx)`` — size of the gradient ``g = Px + q`` over the box
-  (for a PSD ``P``, ``max|P|`` is its largest diagonal entry). ``c·a`` is the part of ``q``
-  along the equality row (see :func:`reduced_linear_term`): it only adds the constant
-  ``c·b`` to the objective on the feasible set, so it must not inflate the scale;
-* ``se = Σ|a_i| · max(|lb_i|, |ub_i|)`` — largest possible ``|a · y|`` over the box.
+* ``q̃ = q - c·a``: ``q`` without its component along the equality row (see
+  :func:`reduced_linear_term`); it has the same minimisers and a meaningful size;
+* ``g = Px + q̃``, ``h = g + aν`` with ``ν`` the equality multiplier (0 without a row);
+* ``s_i = max(|lb_i|, |ub_i|)`` (1 if 0): the size of coordinate ``i``'s box;
+* ``w_i = |q̃_i| + √P_ii · Σ_j √P_jj |x_j|``: the size of ``g_i`` without cancellation (for a
+  PSD ``P``, ``|P_ij| ≤ √(P_ii P_jj)``), floored at ``1e-15 · max_j w_j`` (coordinates below
+  that are numerically irrelevant).
 
-A zero scale is replaced by 1. With ``x̂ = x / sx`` and ``ĥ = (g + aν) / sg``:
+Residuals:
 
-* ``primal`` = ``max(lb - x, x - ub, 0) / sx`` and ``|a·x - b| / se``;
-* ``dual`` = stationarity. With duals: ``‖g + aν + z‖∞ / sg``. Without duals: the natural
-  (projected-gradient) residual ``‖x̂ - clip(x̂ - ĥ, lb/sx, ub/sx)‖∞`` minimised over the
-  equality multiplier ν; it is zero exactly at the solutions of the QP;
-* ``complementarity`` = ``max_i |ẑ_i| · gap_i / sx`` where ``gap_i`` is the distance of
-  ``x_i`` to the bound its multiplier ``z_i`` belongs to (lower when ``z_i < 0``, upper when
-  ``z_i > 0``) and ``ẑ = z / sg``; without duals ``z = -(g + aν)``. It bounds the relative
-  objective decrease still available by moving ``x`` onto its active bounds.
+* ``primal``: ``max_i max(lb_i - x_i, x_i - ub_i, 0) / s_i`` and ``|a·x - b| / Σ|a_i| s_i``;
+* ``dual`` (stationarity): ``max_i |r_i|`` with ``r_i = x_i/s_i - clip(x_i/s_i - h_i/w_i,
+  lb_i/s_i, ub_i/s_i)``, the natural (projected-gradient) residual of the diagonally scaled
+  problem: ``|r_i|`` is the smaller of the relative gradient ``|h_i|/w_i`` and the relative
+  distance to the bound that gradient points at. It is zero exactly at solutions. Without
+  duals ``ν`` minimises it (:func:`best_multiplier`); with duals it is ``max_i |h_i + z_i| /
+  w_i``;
+* ``complementarity`` (objective accuracy): the Frank–Wolfe gap ``Σ_i |h_i| · d_i``, ``d_i``
+  the distance of ``x_i`` to the bound ``h_i`` points at (with duals: ``Σ_i |z_i| · d_i`` for
+  the bound ``z_i`` belongs to). For a feasible ``x`` it bounds ``f(x) - f*`` from above. It is
+  divided by ``|½xᵀPx| + |q̃ᵀx| + GAP_FLOOR · Σ_i w_i s_i``: relative to the objective value,
+  which matters for min-norm problems whose optimal value (the squared stationarity measure)
+  is tiny compared with the gradients it is made of, with a floor at the size of a first-order
+  change across the box (rounding alone leaves a gap of about ``eps · Σ_i w_i s_i``).
 
 ``kkt`` is the max of the three.
 """
@@ -26,45 +35,53 @@ A zero scale is replaced by 1. With ``x̂ = x / sx`` and ``ĥ = (g + aν) / sg``
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
 from ncvx.qp.types import QPProblem
 
+#: Floor of the objective scale relative to ``Σ_i w_i s_i``: rounding alone leaves a gap of
+#: about ``eps`` times that, i.e. ``2e-10`` relative to the floor, safely below ``tol = 1e-9``.
+GAP_FLOOR = 1e-6
+
 _BISECTION_STEPS = 200
 
 
-def reduced_linear_term(problem: QPProblem) -> np.ndarray:
-    """``q - c·a`` with ``c`` the mid-range of ``q_i / a_i`` over ``a_i ≠ 0`` (``q`` if no row).
+def reduced_linear_term(problem: QPProblem) -> tuple[np.ndarray, float]:
+    """``(q - c·a, c)`` with ``c`` the mid-range of ``q_i / a_i`` over ``a_i ≠ 0``.
 
     On the feasible set ``a·y = b`` the two linear terms differ by the constant ``c·b``, so
     they have the same minimisers; the reduced one is smaller when ``q`` has a large common
     offset on the row's support (e.g. ``-f(x)`` on every objective-gradient weight in the
-    termination QP), which keeps the residual scale meaningful.
+    termination QP). Without an equality row, returns ``(q, 0.0)``.
     """
     if problem.A is None:
-        return problem.q
+        return problem.q, 0.0
     a = problem.A[0]
     on = a != 0.0
     if not np.any(on):
-        return problem.q
+        return problem.q, 0.0
     ratio = problem.q[on] / a[on]
     c = 0.5 * (float(np.max(ratio)) + float(np.min(ratio)))
-    return problem.q - c * a
+    return problem.q - c * a, c
 
 
-def problem_scales(problem: QPProblem) -> tuple[float, float, float]:
-    """Return ``(sx, sg, se)``, the scales documented in the module docstring."""
-    sx = max(float(np.max(np.abs(problem.lb))), float(np.max(np.abs(problem.ub))))
-    sx = sx if sx > 0.0 else 1.0
-    p_max = max(float(problem.P.max()), -float(problem.P.min()))
-    sg = max(float(np.max(np.abs(reduced_linear_term(problem)))), p_max * sx)
-    sg = sg if sg > 0.0 else 1.0
-    se = 1.0
-    if problem.A is not None:
-        se = float(np.abs(problem.A[0]) @ np.maximum(np.abs(problem.lb), np.abs(problem.ub)))
-        se = se if se > 0.0 else 1.0
-    return sx, sg, se
+def box_sizes(problem: QPProblem) -> np.ndarray:
+    """(k,) ``s_i = max(|lb_i|, |ub_i|)``, with 1 where that is 0."""
+    s = np.maximum(np.abs(problem.lb), np.abs(problem.ub))
+    return np.where(s > 0.0, s, 1.0)
+
+
+def gradient_sizes(q: np.ndarray, root: np.ndarray, spread: float) -> np.ndarray:
+    """(k,) ``w_i = |q_i| + root_i · spread`` floored at ``1e-15 · max w`` (1 if all zero).
+
+    With ``root = √diag(P)`` and ``spread = Σ_j root_j |x_j|`` this bounds ``|(Px)_i|``
+    without cancellation.
+    """
+    w = np.abs(q) + root * spread
+    top = float(np.max(w))
+    return np.maximum(w, 1e-15 * top) if top > 0.0 else np.ones_like(w)
 
 
 def _natural_residual(x: np.ndarray, h: np.ndarray, lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
@@ -74,17 +91,16 @@ def _natural_residual(x: np.ndarray, h: np.ndarray, lb: np.ndarray, ub: np.ndarr
 def best_multiplier(
     x: np.ndarray, g: np.ndarray, a: np.ndarray, lb: np.ndarray, ub: np.ndarray
 ) -> float:
-    """Equality multiplier ν minimising ``‖x - clip(x - (g + aν), lb, ub)‖∞``.
+    """Multiplier ν minimising ``‖x - clip(x - (g + aν), lb, ub)‖∞``.
 
-    All arrays are (k,) and already scaled. Flipping the sign of the variables with
-    ``a_i < 0`` makes every residual component non-decreasing in ν, so
-    ``max_i r_i(ν) + min_i r_i(ν)`` is non-decreasing and its root (found by bisection between
-    the extreme kinks) balances the largest positive and negative components, which minimises
-    the max-norm. Components with ``a_i = 0`` do not depend on ν.
+    Flipping the sign of the variables with ``a_i < 0`` makes every residual component
+    non-decreasing in ν, so ``max_i r_i(ν) + min_i r_i(ν)`` is non-decreasing and its root
+    (bisection between the extreme kinks) balances the largest positive and negative
+    components, which minimises the max-norm. Components with ``a_i = 0`` do not depend on ν.
 
     Args:
         x: (k,) point (ideally inside the box).
-        g: (k,) gradient ``Px + q``.
+        g: (k,) gradient.
         a: (k,) equality row.
         lb: (k,) lower bounds.
         ub: (k,) upper bounds.
@@ -122,24 +138,83 @@ def best_multiplier(
     return 0.5 * (lo + hi)
 
 
+def _distance_to_pointed_bound(
+    x: np.ndarray, z: np.ndarray, lb: np.ndarray, ub: np.ndarray
+) -> np.ndarray:
+    """Distance of ``x_i`` to the lower bound where ``z_i < 0``, to the upper where ``z_i > 0``."""
+    return np.where(
+        z < 0.0, np.maximum(x - lb, 0.0), np.where(z > 0.0, np.maximum(ub - x, 0.0), 0.0)
+    )
+
+
+@dataclass(frozen=True)
+class Linearization:
+    """First-order data of a QP at a point (see the module docstring for the symbols).
+
+    Attributes:
+        q: (k,) reduced linear term ``q̃``.
+        c: offset removed from ``q`` along the equality row (``q = q̃ + c·a``).
+        Px: (k,) ``P x``.
+        s: (k,) box sizes.
+        w: (k,) gradient sizes.
+        spread: ``Σ_j √P_jj |x_j|``.
+        nu: equality multiplier for ``q̃`` (0.0 without a row).
+        h: (k,) ``Px + q̃ + aν``.
+    """
+
+    q: np.ndarray
+    c: float
+    Px: np.ndarray
+    s: np.ndarray
+    w: np.ndarray
+    spread: float
+    nu: float
+    h: np.ndarray
+
+
+def linearize(problem: QPProblem, x: np.ndarray, nu: float | None = None) -> Linearization:
+    """Gradient, scales and equality multiplier at ``x``.
+
+    Args:
+        problem: the QP.
+        x: (k,) finite point.
+        nu: multiplier for the *original* ``q``; ``None`` picks the one minimising the
+            stationarity residual (:func:`best_multiplier`).
+    """
+    q, c = reduced_linear_term(problem)
+    Px = problem.P @ x
+    g = Px + q
+    s = box_sizes(problem)
+    root = np.sqrt(np.maximum(np.diag(problem.P), 0.0))
+    spread = float(root @ np.abs(x))
+    w = gradient_sizes(q, root, spread)
+    lb, ub = problem.lb, problem.ub
+    mult = 0.0
+    if problem.A is not None:
+        a = problem.A[0]
+        # ν for q̃ is the original one shifted by c (q = q̃ + c·a).
+        mult = best_multiplier(x / s, g / w, a / w, lb / s, ub / s) if nu is None else nu + c
+        g = g + a * mult
+    return Linearization(q, c, Px, s, w, spread, mult, g)
+
+
 def kkt_residuals(
     problem: QPProblem, x: np.ndarray, duals: Mapping[str, np.ndarray] | None = None
 ) -> dict[str, float]:
-    """Scaled KKT residuals of a candidate solution ``x``.
+    """Scaled KKT residuals of a candidate solution ``x`` (definitions in the module docstring).
 
     Args:
         problem: the QP.
         x: (k,) candidate solution.
-        duals: optional multipliers in the qpsolvers convention, such that
-            ``Px + q + Aᵀy + z_box = 0``: key ``"z_box"`` (k,) (negative on active lower bounds,
-            positive on active upper bounds) and, with an equality row, key ``"y"`` (1,).
-            Without them (the default, and what :class:`~ncvx.qp.QPSolver` uses, so that every
-            backend is judged by its ``x`` alone) the multipliers are estimated from ``x``.
+        duals: optional multipliers in the qpsolvers convention ``Px + q + Aᵀy + z_box = 0``:
+            key ``"z_box"`` (k,) (negative on active lower bounds, positive on active upper
+            bounds) and, with an equality row, key ``"y"`` (1,). Without them (the default,
+            used by :class:`~ncvx.qp.QPSolver` so that every backend is judged by its ``x``
+            alone) the multipliers are estimated from ``x``.
 
     Returns:
-        ``{"primal", "dual", "complementarity", "kkt", "nu"}``: the three scaled residuals
-        described in the module docstring, their max, and the equality multiplier used
-        (0.0 without an equality row).
+        ``{"primal", "dual", "complementarity", "kkt", "nu"}``: the three residuals, their
+        max, and the equality multiplier ν for the original ``q`` (0.0 without a row).
     """
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     if x.shape != (problem.k,):
@@ -147,38 +222,34 @@ def kkt_residuals(
     if not np.all(np.isfinite(x)):
         inf = float("inf")
         return {"primal": inf, "dual": inf, "complementarity": inf, "kkt": inf, "nu": 0.0}
-    sx, sg, se = problem_scales(problem)
     lb, ub = problem.lb, problem.ub
+    s = box_sizes(problem)
     a = problem.A[0] if problem.A is not None else None
 
-    primal = float(max(np.max(lb - x), np.max(x - ub), 0.0)) / sx
+    primal = float(max(np.max((lb - x) / s), np.max((x - ub) / s), 0.0))
     if a is not None and problem.b is not None:
-        primal = max(primal, abs(float(a @ x) - float(problem.b[0])) / se)
+        se = float(np.abs(a) @ s)
+        primal = max(primal, abs(float(a @ x) - float(problem.b[0])) / (se if se > 0 else 1.0))
 
-    g = problem.P @ x + problem.q
     if duals is None:
-        nu = 0.0
-        if a is not None:
-            # ν in the scaled variables: ĥ = g/sg + a·ν̂ and ν = ν̂·sg.
-            nu = sg * best_multiplier(x / sx, g / sg, a, lb / sx, ub / sx)
-        h = g + a * nu if a is not None else g
-        dual = float(np.max(np.abs(_natural_residual(x / sx, h / sg, lb / sx, ub / sx))))
-        z = -h
+        lin = linearize(problem, x)
+        dual = float(np.max(np.abs(_natural_residual(x / s, lin.h / lin.w, lb / s, ub / s))))
+        z = -lin.h
     else:
         z = np.asarray(duals["z_box"], dtype=np.float64).reshape(-1)
-        nu = 0.0
-        if a is not None:
-            nu = float(np.asarray(duals["y"], dtype=np.float64).reshape(-1)[0])
-        h = g + a * nu if a is not None else g
-        dual = float(np.max(np.abs(h + z))) / sg
+        y = None if a is None else float(np.asarray(duals["y"], np.float64).reshape(-1)[0])
+        lin = linearize(problem, x, nu=y)
+        dual = float(np.max(np.abs(lin.h + z) / lin.w))
 
-    gap = np.where(z < 0.0, x - lb, np.where(z > 0.0, ub - x, 0.0))
-    complementarity = float(np.max(np.abs(z) * np.abs(gap))) / (sg * sx)
-    kkt = max(primal, dual, complementarity)
+    fw_gap = float(np.abs(z) @ _distance_to_pointed_bound(x, z, lb, ub))
+    value = abs(0.5 * float(x @ lin.Px)) + abs(float(lin.q @ x))
+    magnitude = float(lin.w @ s)
+    scale = value + GAP_FLOOR * magnitude
+    complementarity = fw_gap / scale if scale > 0.0 else (0.0 if fw_gap == 0.0 else np.inf)
     return {
         "primal": primal,
         "dual": dual,
-        "complementarity": complementarity,
-        "kkt": kkt,
-        "nu": float(nu),
+        "complementarity": float(complementarity),
+        "kkt": max(primal, dual, float(complementarity)),
+        "nu": float(lin.nu - lin.c),
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import io
 import os
 import sys
 import warnings
@@ -52,7 +53,7 @@ class BackendInfo:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-#: Tolerances are for the scaled problem (max|P|, max|q|, bounds all ≤ 1).
+#: Tolerances apply to the Jacobi-scaled problem the solver passes on (unit diagonal ``P``).
 BACKENDS: dict[str, BackendInfo] = {
     info.name: info
     for info in (
@@ -78,7 +79,7 @@ BACKENDS: dict[str, BackendInfo] = {
             needs_pd=False,
             returns_duals=True,
             warm_start=False,
-            options={"backend": "dense", "eps_abs": 1e-12, "eps_rel": 1e-12, "max_iter": 500},
+            options={"backend": "dense", "eps_abs": 1e-12, "eps_rel": 1e-12, "max_iter": 200},
         ),
         BackendInfo(
             "clarabel",
@@ -92,7 +93,7 @@ BACKENDS: dict[str, BackendInfo] = {
                 "tol_gap_rel": 1e-12,
                 "tol_feas": 1e-12,
                 "tol_ktratio": 1e-10,
-                "max_iter": 500,
+                "max_iter": 200,
             },
         ),
         BackendInfo(
@@ -107,14 +108,14 @@ BACKENDS: dict[str, BackendInfo] = {
                 "eps_rel": 1e-10,
                 "polishing": True,
                 "polish_refine_iter": 10,
-                "max_iter": 200_000,
+                "max_iter": 10_000,
                 "verbose": False,
             },
         ),
         BackendInfo(
             "gurobi",
             "gurobipy",
-            dense=False,
+            dense=True,
             needs_pd=False,
             returns_duals=True,
             warm_start=False,
@@ -124,10 +125,10 @@ BACKENDS: dict[str, BackendInfo] = {
 }
 
 #: Order tried by ``select_backend("auto")``; chosen from benchmarks/qp_backends.py (docs/qp.md).
-AUTO_PREFERENCE: tuple[str, ...] = ("daqp", "proxqp", "piqp", "clarabel", "quadprog", "osqp")
+AUTO_PREFERENCE: tuple[str, ...] = ("piqp", "daqp", "proxqp", "quadprog", "clarabel", "osqp")
 
 #: Default fallback ladder after the selected backend (unavailable ones are skipped).
-DEFAULT_FALLBACKS: tuple[str, ...] = ("proxqp", "clarabel", "osqp", "daqp")
+DEFAULT_FALLBACKS: tuple[str, ...] = ("daqp", "proxqp", "quadprog", "osqp")
 
 _gurobi_licensed: bool | None = None
 
@@ -204,12 +205,22 @@ def select_backend(name: str = "auto") -> str:
     return name
 
 
+def _flush_c_stdout() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
 @contextlib.contextmanager
 def quiet() -> Iterator[list[warnings.WarningMessage]]:
-    """Silence C-level stdout and record (not show) Python warnings for the block.
+    """Silence stdout (C and Python level) and record (not show) Python warnings for the block.
 
-    OSQP prints "Polishing not needed ..." from C even with ``verbose=False``; the only way
-    to hide that is to point file descriptor 1 at ``/dev/null`` for the duration of the call.
+    OSQP prints "Polishing not needed ..." even with ``verbose=False``; hiding C output
+    requires pointing file descriptor 1 at ``/dev/null`` for the duration of the call. The
+    warnings filter change is local to the block (``warnings.catch_warnings``).
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -222,8 +233,11 @@ def quiet() -> Iterator[list[warnings.WarningMessage]]:
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
             os.dup2(devnull, 1)
-            yield caught
+            # some extensions print through Python's sys.stdout (PySys_WriteStdout) instead
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield caught
         finally:
+            _flush_c_stdout()  # C printf output is buffered: drop it before fd 1 comes back
             os.dup2(saved, 1)
             os.close(saved)
             os.close(devnull)
@@ -301,22 +315,23 @@ def _run_osqp(P, q, lb, ub, A, b, x0):
     return osqp_solve(osqp_setup(P, q, lb, ub, A, b), q.shape[0], x0)
 
 
-def _gurobi_env() -> Any:
-    gp = importlib.import_module("gurobipy")
-    env = gp.Env(empty=True)
-    env.setParam("OutputFlag", 0)
-    env.start()
-    return env
-
-
 _GUROBI_ENV: list[Any] = []
+
+
+def _gurobi_env() -> Any:
+    """The shared, silent ``gurobipy.Env`` (created on first use; raises when unlicensed)."""
+    if not _GUROBI_ENV:
+        gp = importlib.import_module("gurobipy")
+        env = gp.Env(empty=True)
+        env.setParam("OutputFlag", 0)
+        env.start()
+        _GUROBI_ENV.append(env)
+    return _GUROBI_ENV[0]
 
 
 def _run_gurobi(P, q, lb, ub, A, b, x0):
     gp = importlib.import_module("gurobipy")
-    if not _GUROBI_ENV:
-        _GUROBI_ENV.append(_gurobi_env())
-    with gp.Model(env=_GUROBI_ENV[0]) as model:
+    with gp.Model(env=_gurobi_env()) as model:
         for key, value in BACKENDS["gurobi"].options.items():
             model.setParam(key, value)
         y = model.addMVar(q.shape[0], lb=lb, ub=ub)

@@ -1,15 +1,17 @@
-"""Robust front end: scale, solve, check, retry, fall back, clean up.
+"""Robust front end: scale, solve, check, polish, retry, fall back.
 
-Ladder of attempts for one QP (stopping at the first answer with ``kkt ≤ tol``):
+The backends see a Jacobi-scaled problem (unit diagonal ``P̂``, see :func:`_scaled`). Ladder
+of attempts for one QP, stopping at the first answer with ``kkt ≤ tol``:
 
-1. the selected backend (a backend that needs a positive definite ``P`` gets ``P + ridge·I``
-   with a few proximal-point steps that remove the ridge's bias);
-2. the same backend on ``P + retry_ridge·I``, again with proximal-point steps;
+1. the selected backend (a backend that needs a positive definite ``P`` gets
+   ``P̂ + ridge·I`` and up to ``prox_steps`` proximal-point solves that remove the ridge's bias);
+2. the same backend on ``P̂ + retry_ridge·I``, again with proximal-point solves;
 3. each fallback backend in turn, as in step 1.
 
-Every answer is clipped into the box (and put back on the equality row), then judged by
-:func:`ncvx.qp.kkt_residuals` on the *original* problem; the most accurate one is returned.
-If even that one has ``kkt > loose_tol``, :class:`ncvx.errors.QPBackendError` is raised.
+Every answer is clipped into the box (and put back on the equality row), judged by
+:func:`ncvx.qp.kkt_residuals` on the *original* problem and, if not yet accepted, refined by
+:func:`polish` (active-set Newton steps). The most accurate answer is returned; if even that
+one has ``kkt > loose_tol``, :class:`ncvx.errors.QPBackendError` is raised.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ import numpy as np
 
 from ncvx.errors import QPBackendError
 from ncvx.qp import registry
-from ncvx.qp.check import kkt_residuals, reduced_linear_term
+from ncvx.qp.check import box_sizes, kkt_residuals, linearize, reduced_linear_term
 from ncvx.qp.types import QPProblem, QPSolution
 
 
 @dataclass(frozen=True)
 class _Scaled:
-    """The problem in the solver's units: ``x = sx·x̂`` and objective divided by ``so``."""
+    """The problem in the backends' units: ``x = D x̂`` (Jacobi scaling, ``D = diag(d)``)."""
 
     P: np.ndarray
     q: np.ndarray
@@ -35,7 +37,11 @@ class _Scaled:
     ub: np.ndarray
     A: np.ndarray | None
     b: np.ndarray | None
-    sx: float
+    d: np.ndarray
+
+    def with_q(self, q: np.ndarray) -> _Scaled:
+        """Same scaling for another (unscaled, reduced) linear term."""
+        return replace(self, q=q * self.d)
 
 
 @dataclass(frozen=True)
@@ -54,29 +60,22 @@ class _Record:
         return f"{self.label}: kkt={self.kkt:.2e}"
 
 
-def _box_scale(problem: QPProblem) -> float:
-    sx = max(float(np.max(np.abs(problem.lb))), float(np.max(np.abs(problem.ub))))
-    return sx if sx > 0.0 else 1.0
+def _scaled(problem: QPProblem) -> _Scaled:
+    """Jacobi-scale the problem: ``P̂ = DPD`` has a unit diagonal, ``q̂ = Dq̃``, box ``/ d``.
 
-
-def _objective_scale(problem: QPProblem, q_max: float) -> float:
-    sx = _box_scale(problem)
-    p_max = max(float(problem.P.max()), -float(problem.P.min()))
-    so = max(sx * sx * p_max, sx * q_max)
-    return so if so > 0.0 else 1.0
-
-
-def _scaled(problem: QPProblem, so: float) -> _Scaled:
-    """Scale so that ``max|P̂|``, ``max|q̂|`` and the box are all ≤ 1 (one of them = 1).
-
-    ``q`` is first reduced along the equality row (same minimisers, see
-    :func:`ncvx.qp.check.reduced_linear_term`).
+    ``d_i = 1/√P_ii`` (``P_ii`` floored at ``1e-12 · max P_ii``); with ``P = 0`` the box sizes
+    are used instead, so the box becomes ``[-1, 1]``-sized. The bad scaling of a Gram matrix
+    with columns of very different norms moves into the bounds, which active-set methods
+    handle exactly and interior-point methods equilibrate anyway. ``q`` is first reduced along
+    the equality row (same minimisers, see :func:`ncvx.qp.check.reduced_linear_term`).
     """
-    sx = _box_scale(problem)
-    P = (problem.P + problem.P.T) * (0.5 * sx * sx / so)
-    q = reduced_linear_term(problem) * (sx / so)
-    b = None if problem.b is None else problem.b / sx
-    return _Scaled(P, q, problem.lb / sx, problem.ub / sx, problem.A, b, sx)
+    diag = np.diag(problem.P)
+    top = float(np.max(diag))
+    d = 1.0 / np.sqrt(np.maximum(diag, 1e-12 * top)) if top > 0.0 else box_sizes(problem)
+    P = (problem.P + problem.P.T) * (0.5 * d[:, None] * d[None, :])
+    q = reduced_linear_term(problem)[0] * d
+    A = None if problem.A is None else problem.A * d
+    return _Scaled(P, q, problem.lb / d, problem.ub / d, A, problem.b, d)
 
 
 def restore_feasibility(problem: QPProblem, x: np.ndarray) -> np.ndarray:
@@ -111,6 +110,156 @@ def restore_feasibility(problem: QPProblem, x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _guess_face(problem: QPProblem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks ``(lower, upper)`` of the coordinates taken as active at ``x``.
+
+    A coordinate is active at a bound when its scaled projected-gradient step
+    ``x_i/s_i - h_i/w_i`` (symbols of :mod:`ncvx.qp.check`) lands on or beyond that bound.
+    """
+    lin = linearize(problem, x)
+    step = x / lin.s - lin.h / lin.w
+    lower = step <= problem.lb / lin.s
+    upper = ~lower & (step >= problem.ub / lin.s)
+    return lower, upper
+
+
+def _face_direction(
+    problem: QPProblem, y: np.ndarray, free: np.ndarray
+) -> tuple[np.ndarray, bool] | None:
+    """Descent direction (k,) for the free coordinates (zero elsewhere) and whether it is a ray.
+
+    Builds the Jacobi-scaled KKT matrix ``K`` of ``min f`` over the free coordinates, bordered
+    by the equality row, and splits the Newton right-hand side with an eigendecomposition of
+    ``K``. The minimal-norm Newton step (pseudo-inverse, range of ``K``) is returned unless it
+    is negligible; then, if the component in the null space of ``K`` (zero-curvature directions
+    that keep the equality) is significant, the objective decreases linearly along it and it
+    is returned as a ray, to be followed up to the first bound. Singular faces are therefore
+    handled exactly. ``None`` when there is nothing left to do on this face.
+    """
+    lin = linearize(problem, y)
+    a = None if problem.A is None else problem.A[0]
+    PF = problem.P[np.ix_(free, free)]
+    diag = np.diag(PF)
+    d = 1.0 / np.sqrt(np.maximum(diag, max(1e-12 * float(np.max(diag)), 1e-300)))
+    nf = free.size
+    aF = None if a is None else a[free] * d
+    bordered = aF is not None and bool(np.any(aF != 0.0))
+    m = nf + int(bordered)
+    K = np.zeros((m, m))
+    K[:nf, :nf] = PF * d[:, None] * d[None, :]
+    rhs = np.zeros(m)
+    rhs[:nf] = -d * lin.h[free]
+    if bordered:
+        assert aF is not None and a is not None and problem.b is not None
+        K[:nf, -1] = aF
+        K[-1, :nf] = aF
+        rhs[-1] = float(problem.b[0]) - float(a @ y)
+    try:
+        lam, V = np.linalg.eigh(K)
+    except np.linalg.LinAlgError:
+        return None
+    top = float(np.max(np.abs(lam)))
+    if not np.isfinite(top) or top == 0.0:
+        return None
+    coef = V.T @ rhs
+    null = np.abs(lam) <= 1e-11 * m * top
+    direction = np.zeros(problem.k)
+    step = d * (V[:nf, ~null] @ (coef[~null] / lam[~null]))
+    if float(np.max(np.abs(step) / lin.s[free], initial=0.0)) > 1e-14:
+        direction[free] = step
+        return direction, False
+    ray = V[:nf, null] @ coef[null]
+    if float(np.max(np.abs(ray), initial=0.0)) > 1e-12 * float(np.max(np.abs(d * lin.w[free]))):
+        direction[free] = d * ray
+        return direction, True
+    return None
+
+
+def polish(
+    problem: QPProblem,
+    x: np.ndarray,
+    kkt: float | None = None,
+    *,
+    target: float = 0.0,
+    rounds: int = 30,
+    patience: int = 8,
+) -> tuple[np.ndarray, float]:
+    """Active-set polishing: feasible Newton steps on the face of the box guessed from ``x``.
+
+    The coordinates guessed active (:func:`_guess_face`) are fixed at their bounds; then, as
+    in a primal active-set method, a direction for the free coordinates (:func:`_face_direction`:
+    the Newton step, or a zero-curvature descent ray on a singular face) is followed up to the
+    first bound it hits (ratio test), that coordinate joins the active set, and so on; after a
+    full Newton step the face is guessed again. Every step decreases the objective and keeps
+    the box, so a wrong guess costs time, not accuracy. Interior-point answers, which approach
+    degenerate bounds slowly, and ridge-biased active-set answers become exact.
+
+    Args:
+        problem: the QP.
+        x: (k,) approximate solution inside the box.
+        kkt: its residual, if already known.
+        target: stop as soon as the residual is ≤ target.
+        rounds: max steps (each costs an eigendecomposition of the free block).
+        patience: give up after this many steps without improving the residual.
+
+    Returns:
+        ``(x, kkt)`` of the best point seen, the input included.
+    """
+    lb, ub = problem.lb, problem.ub
+    best_x = x
+    best = kkt_residuals(problem, x)["kkt"] if kkt is None else kkt
+    stale = 0
+
+    def snap(point: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+        return restore_feasibility(problem, np.where(lower, lb, np.where(upper, ub, point)))
+
+    def consider(point: np.ndarray) -> None:
+        nonlocal best_x, best, stale
+        res = kkt_residuals(problem, point)["kkt"]
+        if res < best:
+            best_x, best, stale = point, res, 0
+        else:
+            stale += 1
+
+    lower, upper = _guess_face(problem, x)
+    free = ~(lower | upper)
+    y = snap(x, lower, upper)
+    consider(y)
+    for _ in range(rounds):
+        if best <= target or stale > patience:
+            break
+        found = _face_direction(problem, y, np.flatnonzero(free)) if np.any(free) else None
+        if found is None:  # optimal on this face: guess the face again
+            lower, upper = _guess_face(problem, y)
+            if np.array_equal(~(lower | upper), free):
+                break
+            free = ~(lower | upper)
+            y = snap(y, lower, upper)
+            consider(y)
+            continue
+        direction, is_ray = found
+        with np.errstate(divide="ignore", invalid="ignore"):
+            room = np.where(
+                direction > 0,
+                (ub - y) / direction,
+                np.where(direction < 0, (lb - y) / direction, np.inf),
+            )
+        room[~free] = np.inf
+        blocking = int(np.argmin(room))
+        alpha = max(float(room[blocking]), 0.0)
+        if not is_ray:
+            alpha = min(alpha, 1.0)
+        elif not np.isfinite(alpha):
+            break  # unbounded ray: impossible in a finite box, numerical trouble
+        y = y + alpha * direction
+        if is_ray or alpha < 1.0:  # the blocking coordinate joins the active set
+            free[blocking] = False
+            y[blocking] = lb[blocking] if direction[blocking] < 0 else ub[blocking]
+        y = restore_feasibility(problem, y)
+        consider(y)
+    return best_x, best
+
+
 class QPSolver:
     """Solve :class:`QPProblem` s accurately with a retry / fallback ladder.
 
@@ -122,10 +271,11 @@ class QPSolver:
             names raise ``ValueError``.
         loose_tol: the best answer is still returned ("inaccurate") if its residual is
             ≤ ``loose_tol``; above it :class:`~ncvx.errors.QPBackendError` is raised.
-        ridge: ridge (relative to the scaled ``max|P| = 1``) always added for backends that need
-            a positive definite ``P``.
+        ridge: ridge always added for backends that need a positive definite ``P``; relative
+            to each coordinate's curvature (the scaled ``P̂`` has a unit diagonal).
         retry_ridge: ridge of the regularized retry.
         prox_steps: max proximal-point steps per regularized attempt.
+        polish: try :func:`polish` on every answer that is not accepted as is.
 
     Attributes:
         requests: number of QPs solved (or attempted).
@@ -143,7 +293,8 @@ class QPSolver:
         loose_tol: float = 1e-6,
         ridge: float = 1e-10,
         retry_ridge: float = 1e-7,
-        prox_steps: int = 5,
+        prox_steps: int = 3,
+        polish: bool = True,
     ) -> None:
         if not 0.0 < tol <= loose_tol:
             raise ValueError(f"need 0 < tol ≤ loose_tol, got tol={tol}, loose_tol={loose_tol}")
@@ -164,6 +315,7 @@ class QPSolver:
         self.ridge = ridge
         self.retry_ridge = retry_ridge
         self.prox_steps = prox_steps
+        self.polish = polish
         self.requests = 0
         self.failures = 0
         self.hard_failures = 0
@@ -199,13 +351,17 @@ class QPSolver:
         label = name if ridge == 0.0 else f"{name}+ridge({ridge:.0e})"
         run = registry.runner(name)
         P = scaled.P
+        diag_ridge = np.zeros(0)
         if ridge > 0.0:
-            P = P + ridge * np.eye(P.shape[0])
-        center = None if x0 is None else np.clip(x0, problem.lb, problem.ub) / scaled.sx
+            # P̂ has a unit diagonal (except floored zero columns), so the ridge is relative
+            # to each coordinate's own curvature; zero columns get at least ``ridge``.
+            diag_ridge = ridge * np.maximum(np.diag(P), 1.0)
+            P = P + np.diag(diag_ridge)
+        center = None if x0 is None else np.clip(x0, problem.lb, problem.ub) / scaled.d
         best: _Record | None = None
         calls = 0
         for _ in range(steps):
-            q = scaled.q if (ridge == 0.0 or center is None) else scaled.q - ridge * center
+            q = scaled.q if (ridge == 0.0 or center is None) else scaled.q - diag_ridge * center
             calls += 1
             try:
                 with registry.quiet():
@@ -217,15 +373,25 @@ class QPSolver:
                 if best is None:
                     best = _Record(label, None, float("inf"), calls, f"{type(exc).__name__}: {exc}")
                 break
-            x = restore_feasibility(problem, xs * scaled.sx)
-            kkt = kkt_residuals(problem, x)["kkt"]
-            if best is None or kkt < best.kkt:
-                best = _Record(label, x, kkt, calls)
-            if kkt <= self.tol:
+            record = self._judge(problem, xs * scaled.d, label, calls)
+            if best is None or record.kkt < best.kkt:
+                best = record
+            if record.kkt <= self.tol:
                 break
-            center = x / scaled.sx
+            assert record.x is not None
+            center = record.x / scaled.d
         assert best is not None
         return replace(best, calls=calls)
+
+    def _judge(self, problem: QPProblem, x: np.ndarray, label: str, calls: int) -> _Record:
+        """Make a backend's point feasible, check it and, if not accepted, polish it."""
+        x = restore_feasibility(problem, x)
+        kkt = kkt_residuals(problem, x)["kkt"]
+        if kkt > self.tol and self.polish:
+            x_p, kkt_p = polish(problem, x, kkt, target=self.tol)
+            if kkt_p < kkt:
+                return _Record(label + "+polish", x_p, kkt_p, calls)
+        return _Record(label, x, kkt, calls)
 
     def solve(self, problem: QPProblem, x0: np.ndarray | None = None) -> QPSolution:
         """Solve ``problem`` (see the module docstring for the ladder).
@@ -252,9 +418,7 @@ class QPSolver:
         self.requests += 1
         records = [] if pre is None else [pre]
         if pre is None or pre.kkt > self.tol:
-            q_max = float(np.max(np.abs(reduced_linear_term(problem))))
-            so = _objective_scale(problem, q_max)
-            scaled = _scaled(problem, so)
+            scaled = _scaled(problem)
             for name, ridge, steps in self._plan():
                 record = self._attempt(problem, scaled, name, ridge, steps, x0)
                 records.append(record)
@@ -322,17 +486,14 @@ class QPSolver:
         return out
 
     def _solve_many_osqp(self, problems: list[QPProblem]) -> list[QPSolution]:
-        first = problems[0]
-        q_red = [reduced_linear_term(p) for p in problems]
-        so = _objective_scale(first, max(float(np.max(np.abs(q))) for q in q_red))
-        base = _scaled(first, so)
-        k = first.k
+        base = _scaled(problems[0])
+        k = problems[0].k
         session = None
         out: list[QPSolution] = []
         x0: np.ndarray | None = None
-        for problem, q_i in zip(problems, q_red, strict=True):
+        for problem in problems:
             start = time.perf_counter()
-            q = q_i * (base.sx / so)
+            q = base.with_q(reduced_linear_term(problem)[0]).q
             pre: _Record
             try:
                 with registry.quiet():
@@ -340,9 +501,8 @@ class QPSolver:
                         session = registry.osqp_setup(base.P, q, base.lb, base.ub, base.A, base.b)
                     else:
                         session.update(q=q)
-                    xs = registry.osqp_solve(session, k, None if x0 is None else x0 / base.sx)
-                x = restore_feasibility(problem, xs * base.sx)
-                pre = _Record("osqp(reused)", x, kkt_residuals(problem, x)["kkt"], 1)
+                    xs = registry.osqp_solve(session, k, None if x0 is None else x0 / base.d)
+                pre = self._judge(problem, xs * base.d, "osqp(reused)", 1)
             except Exception as exc:
                 pre = _Record("osqp(reused)", None, float("inf"), 1, f"{type(exc).__name__}: {exc}")
             out.append(self._solve(problem, x0, pre, start))
