@@ -332,11 +332,8 @@ class BFGSSQP:
             return new.grad_phi - old.grad_phi
         a, b = old.ev, new.ev
         assert a.J_e is not None and b.J_e is not None and a.J_i is not None and b.J_i is not None
-        m_e = a.J_e.shape[0]
-        dJ = torch.cat([b.J_e - a.J_e, b.J_i - a.J_i])
-        return new.mu * (new.grad_f - old.grad_f) + multipliers @ dJ if m_e + a.J_i.shape[0] else (
-            new.mu * (new.grad_f - old.grad_f)
-        )
+        dJ = torch.cat([b.J_e - a.J_e, b.J_i - a.J_i])  # rows ordered like the multipliers
+        return new.mu * (new.grad_f - old.grad_f) + multipliers @ dJ
 
     # ------------------------------------------------------------------------------ helpers
     def _penalty_point(self, ev: Evaluation, mu: float) -> PenaltyPoint:
