@@ -128,7 +128,10 @@ BACKENDS: dict[str, BackendInfo] = {
 AUTO_PREFERENCE: tuple[str, ...] = ("piqp", "daqp", "proxqp", "quadprog", "clarabel", "osqp")
 
 #: Default fallback ladder after the selected backend (unavailable ones are skipped).
-DEFAULT_FALLBACKS: tuple[str, ...] = ("daqp", "proxqp", "quadprog", "osqp")
+#: proxqp and osqp were dropped from the default ladder: through qpsolvers they took 3-5 s per
+#: small (k <= 100) stationarity QP here (165 s of a 170 s run of example A3); name them in
+#: ``QPSolver(fallbacks=...)`` to use them.
+DEFAULT_FALLBACKS: tuple[str, ...] = ("daqp", "quadprog")
 
 _gurobi_licensed: bool | None = None
 

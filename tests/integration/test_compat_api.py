@@ -186,14 +186,6 @@ def test_osqp_backend_solves_ill_conditioned_steering_qp() -> None:
     assert np.allclose(sol.x, y_star, atol=1e-3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=_OSQP_BUG + "; in the solver this gives wrong steering directions and stationarity "
-    "values (3.43 at the exact optimum x = (0, 1, 2)), so QPsolver='osqp' ends with code 6 "
-    "instead of 0 (with the polishing now in ncvx/qp/solver.py the trajectory changes and the "
-    "dense BFGS H turns indefinite, min eigenvalue -0.059 after 18 updates, so the next "
-    "QPProblem raises ValueError -> code 13)",
-)
 def test_osqp_backend_certifies_stationarity_like_the_default_backend() -> None:
     soln = pygranso(
         {"x": [3]}, eq_constrained, opts(x0=torch.zeros(3, 1, dtype=D), QPsolver="osqp")
