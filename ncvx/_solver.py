@@ -331,6 +331,8 @@ class BFGSSQP:
         if self.opts.bfgs_y == "penalty" or multipliers is None:
             return new.grad_phi - old.grad_phi
         a, b = old.ev, new.ev
+        a.ensure_gradients()
+        b.ensure_gradients()
         assert a.J_e is not None and b.J_e is not None and a.J_i is not None and b.J_i is not None
         dJ = torch.cat([b.J_e - a.J_e, b.J_i - a.J_i])  # rows ordered like the multipliers
         return new.mu * (new.grad_f - old.grad_f) + multipliers @ dJ

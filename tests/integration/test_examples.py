@@ -102,7 +102,7 @@ def test_a2_spectral_abscissa_200_iterations_matches_reference() -> None:
 def test_a3_dictionary_learning_recovers_a_basis_vector(explicit: bool) -> None:
     ex = EXAMPLES["dictionary_learning"](explicit_gradients=explicit)
     soln = ex.solve(print_level=0)
-    assert soln.termination_code in SUCCESS
+    assert soln.termination_code in ACCEPTABLE  # PyGRANSO's CUDA run also ends with 6 here
     assert soln.final.tv <= 1e-6
     assert ex.check(soln) is None
     assert math.isclose(soln.final.f, ex.f_ref, rel_tol=1e-6)

@@ -332,6 +332,10 @@ def hs46() -> RefProblem:
         col([0.5 * SQRT2, 1.75, 0.5, 2.0, 2.0]),
         0.0,
         col([1.0] * 5),
+        # degenerate minimiser ((x5 - 1)^6 term): f reaches ~1e-9 long before the stationarity
+        # measure reaches opt_tol, so the run may end at maxit with a correct answer
+        allowed_codes=frozenset({0, 2, 4, 6}),
+        opts={"maxit": 300},
     )
 
 
@@ -439,6 +443,9 @@ def hs78() -> RefProblem:
         -2.91970041,
         col([-1.717143, 1.595709, 1.827247, -0.7636413, -0.7636450]),
         x_opt_tol=2e-5,  # published x* has 7 digits
+        # f = x1 x2 x3 x4 x5 is unbounded below off the constraints: with mu0 = 1 the penalty is
+        # unbounded along the first directions (code 8); a smaller mu0 is the documented remedy
+        opts={"mu0": 0.1},
     )
 
 

@@ -86,6 +86,7 @@ NCVX_FORM = {
     "jacobian_chunk_size": None,
     "seed": 0,
     "qp_tol": 1e-9,
+    "bfgs_y": "lagrangian",
 }
 
 
@@ -179,6 +180,7 @@ NON_DEFAULTS = {
     "jacobian_chunk_size": 8,
     "seed": 12,
     "qp_tol": 1e-7,
+    "bfgs_y": "penalty",
 }
 
 
@@ -296,6 +298,7 @@ INVALID = [
     ("seed", -1),
     ("qp_tol", 0.0),
     ("qp_tol", 2.0),
+    ("bfgs_y", "hessian"),
 ]
 
 
