@@ -9,6 +9,7 @@ certificate (Curtis, Mitchell & Overton's GRANSO), with PyGRANSO's API:
 
 import logging as _logging
 
+from . import fold as fold
 from ._api import solve as solve
 from ._api import solve_module as solve_module
 from ._api import unflatten as unflatten
