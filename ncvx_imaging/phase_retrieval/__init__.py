@@ -1,0 +1,80 @@
+"""Gaussian and Fourier (CDI) phase retrieval: forward models, noise, ambiguity-free metrics,
+classical baselines (Wirtinger/amplitude flow, HIO/ER with shrinkwrap) and ncvx formulations.
+
+See ``docs/phase-retrieval.md``.
+"""
+
+from .cdi_baselines import (
+    PhasingResult,
+    fourier_projection,
+    hio_er,
+    random_start,
+    shrinkwrap_support,
+)
+from .formulations import (
+    CDIProblem,
+    RestartResult,
+    data_misfit,
+    gaussian_pr_fn,
+    solve_with_restarts,
+    to_complex,
+    total_variation,
+)
+from .forward import (
+    CodedDiffraction,
+    FarField,
+    GaussianMeasurement,
+    complex_dtype_for,
+    gaussian_matrix,
+)
+from .gaussian_baselines import (
+    FlowResult,
+    amplitude_flow,
+    orthogonality_init,
+    spectral_init,
+    wirtinger_flow,
+)
+from .metrics import (
+    align_fourier,
+    align_global_phase,
+    psnr,
+    relative_error,
+    relative_error_fourier,
+    relative_error_global_phase,
+    success,
+)
+from .noise import gaussian_noise, poisson_noise
+
+__all__ = [
+    "CDIProblem",
+    "CodedDiffraction",
+    "FarField",
+    "FlowResult",
+    "GaussianMeasurement",
+    "PhasingResult",
+    "RestartResult",
+    "align_fourier",
+    "align_global_phase",
+    "amplitude_flow",
+    "complex_dtype_for",
+    "data_misfit",
+    "fourier_projection",
+    "gaussian_matrix",
+    "gaussian_noise",
+    "gaussian_pr_fn",
+    "hio_er",
+    "orthogonality_init",
+    "poisson_noise",
+    "psnr",
+    "random_start",
+    "relative_error",
+    "relative_error_fourier",
+    "relative_error_global_phase",
+    "shrinkwrap_support",
+    "solve_with_restarts",
+    "spectral_init",
+    "success",
+    "to_complex",
+    "total_variation",
+    "wirtinger_flow",
+]
