@@ -178,6 +178,7 @@ class BFGSSQP:
             gen,
         )
         self.iters = 0
+        self.lagrangian_fallbacks = 0
         status: Status = Status.MAXIT
         error: BaseException | None = None
         try:
@@ -327,15 +328,27 @@ class BFGSSQP:
         "lagrangian"`` and a steered step, of the Lagrangian ``mu f + y_eᵀce + y_iᵀci`` with the
         steering QP's multipliers held fixed. The latter leaves out the jumps of the l1 violation
         term at constraints that are exactly active (which the QP already models) and keeps the
-        curvature of f and of the constraints."""
+        curvature of f and of the constraints.
+
+        Where the Lagrangian has no positive curvature along the step (``sᵀy <= 0``: near a
+        saddle of the reduced problem, or with poor multiplier estimates) while the penalty
+        function has, the penalty pair is used for that step instead: damping a nonpositive pair
+        would otherwise shrink H step after step (example B3 with d = 2 stalled at a
+        non-critical point with a tiny H-weighted stationarity measure)."""
+        y_penalty = new.grad_phi - old.grad_phi
         if self.opts.bfgs_y == "penalty" or multipliers is None:
-            return new.grad_phi - old.grad_phi
+            return y_penalty
         a, b = old.ev, new.ev
         a.ensure_gradients()
         b.ensure_gradients()
         assert a.J_e is not None and b.J_e is not None and a.J_i is not None and b.J_i is not None
         dJ = torch.cat([b.J_e - a.J_e, b.J_i - a.J_i])  # rows ordered like the multipliers
-        return new.mu * (new.grad_f - old.grad_f) + multipliers @ dJ
+        y = new.mu * (new.grad_f - old.grad_f) + multipliers @ dJ
+        s = new.x - old.x
+        if float(s @ y) <= 0 < float(s @ y_penalty):
+            self.lagrangian_fallbacks += 1
+            return y_penalty
+        return y
 
     # ------------------------------------------------------------------------------ helpers
     def _penalty_point(self, ev: Evaluation, mu: float) -> PenaltyPoint:
@@ -449,6 +462,7 @@ class BFGSSQP:
             seconds=time.perf_counter() - self.start_time,
             constrained=self.constrained,
             scalings=scalings,
+            extra={"lagrangian_fallbacks": self.lagrangian_fallbacks},
         )
 
 
