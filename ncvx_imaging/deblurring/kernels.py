@@ -83,8 +83,8 @@ def motion_kernel(
 def random_motion_kernel(
     size: int,
     seed: int = 0,
-    steps: int = 2000,
-    smoothness: float = 0.98,
+    steps: int = 300,
+    smoothness: float = 0.95,
     dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
     """A random camera-shake kernel: an inertial random walk (velocity with momentum
