@@ -10,6 +10,7 @@ from .cdi_baselines import (
     hio_er,
     random_start,
     shrinkwrap_support,
+    support_from_autocorrelation,
 )
 from .formulations import (
     CDIProblem,
@@ -74,6 +75,7 @@ __all__ = [
     "solve_with_restarts",
     "spectral_init",
     "success",
+    "support_from_autocorrelation",
     "to_complex",
     "total_variation",
     "wirtinger_flow",

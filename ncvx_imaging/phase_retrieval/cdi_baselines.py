@@ -26,6 +26,7 @@ __all__ = [
     "hio_er",
     "random_start",
     "shrinkwrap_support",
+    "support_from_autocorrelation",
 ]
 
 
@@ -67,6 +68,24 @@ def shrinkwrap_support(
     if bound is not None:
         s = s & bound
     return s
+
+
+def support_from_autocorrelation(
+    intensities: torch.Tensor, threshold: float = 1e-3
+) -> tuple[int, int]:
+    """Object extent ``(h, w)`` read off the autocorrelation ``F^{-1}(Y)`` of ``(H, W)`` data.
+
+    The autocorrelation of an object whose bounding box is ``h x w`` is supported on
+    ``(2h - 1) x (2w - 1)`` circular lags, so counting the rows/columns where
+    ``|F^{-1} Y| > threshold * max`` gives the box size (its position is free: translations are a
+    trivial ambiguity). Noise fills the lags, so use a larger ``threshold`` with noisy data.
+    """
+    if intensities.ndim != 2:
+        raise ValueError(f"intensities must be (H, W), got {tuple(intensities.shape)}")
+    ac = torch.fft.ifft2(intensities).abs()
+    m = ac > threshold * ac.max()
+    rows, cols = int(m.any(1).sum()), int(m.any(0).sum())
+    return (rows + 1) // 2, (cols + 1) // 2
 
 
 def random_start(

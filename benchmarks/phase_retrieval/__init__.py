@@ -1,0 +1,1 @@
+"""Phase-retrieval benchmarks (not part of the test suite); see README.md."""
