@@ -33,6 +33,7 @@ from .noise import estimate_noise_sigma
 from .nonblind import box_violation
 from .operators import conv_valid
 from .regularizers import l1_over_l2
+from .simplex import project_simplex
 
 __all__ = [
     "BlindResult",
@@ -46,7 +47,10 @@ __all__ = [
 @dataclass
 class BlindResult:
     """Latent image ``x`` (``(h + kh - 1, w + kw - 1)``), kernel ``k`` (``(kh, kw)``), the ncvx
-    result, seconds, the noise level used, and the final misfit ratio ``||k*x-y||^2/(sigma^2 N)``."""
+    result, seconds, the noise level used, and the final misfit ratio ``||k*x-y||^2/(sigma^2 N)``.
+
+    ``k`` is always exactly on the simplex: a solver's answer is projected onto it and
+    ``kernel_projection`` records how far that moved it (l2; 0 when it was feasible)."""
 
     x: torch.Tensor
     k: torch.Tensor
@@ -54,6 +58,7 @@ class BlindResult:
     seconds: float
     sigma: float
     misfit_ratio: float
+    kernel_projection: float = 0.0
 
     @property
     def image(self) -> torch.Tensor:
@@ -166,9 +171,13 @@ def blind_deblur(
     secs = time.perf_counter() - t0
     v = ncvx.unflatten(res)
     x = v["x"].reshape(x0.shape)
-    k = v["k"].reshape(k0.shape) / ks
+    k_raw = v["k"].reshape(k0.shape) / ks
+    k = project_simplex(k_raw)
     ratio = float(((conv_valid(x, k) - y) ** 2).sum() / (sigma**2 * y.numel()))
-    return BlindResult(x=x, k=k, result=res, seconds=secs, sigma=sigma, misfit_ratio=ratio)
+    return BlindResult(
+        x=x, k=k, result=res, seconds=secs, sigma=sigma, misfit_ratio=ratio,
+        kernel_projection=float((k - k_raw).norm()),
+    )
 
 
 def _odd(v: float) -> int:

@@ -45,7 +45,8 @@ __all__ = ["BlindDIP", "BlindDIPResult", "blind_deblur_dip", "double_dip_naive"]
 class BlindDIPResult:
     """Latent image ``x``, kernel ``k``, seconds, iterations per phase, the ncvx result (or
     ``None``), the noise level used, the final misfit ratio, and a per-iteration log of
-    ``(phase, iteration, misfit ratio)`` plus whatever ``monitor`` returned."""
+    ``(phase, iteration, misfit ratio)`` plus whatever ``monitor`` returned. ``k`` is exactly
+    on the simplex (projected; ``kernel_projection`` is how far that moved the solver's answer)."""
 
     x: torch.Tensor
     k: torch.Tensor
@@ -55,6 +56,7 @@ class BlindDIPResult:
     sigma: float
     misfit_ratio: float
     log: list[tuple] = field(default_factory=list)
+    kernel_projection: float = 0.0
 
     @property
     def image(self) -> torch.Tensor:
@@ -192,11 +194,13 @@ def blind_deblur_dip(
         )
         iters["ncvx"] = res.iters
     with torch.no_grad():
-        x, k = model()
+        x, k_raw = model()
+    k = project_simplex(k_raw)
     secs = time.perf_counter() - t0
     return BlindDIPResult(
         x=x.detach(),
         k=k.detach(),
+        kernel_projection=float((k - k_raw).norm()),
         seconds=secs,
         iterations=iters,
         result=res,
