@@ -128,3 +128,24 @@ def test_restarts_keep_best_and_validate():
     assert abs(float(rr.x.mean()) + 1) < 0.1  # the -1 basin has the lower objective
     with pytest.raises(ValueError, match="start"):
         solve_with_restarts(fn, [])
+
+
+def test_double_dip_decreases_misfit():
+    from ncvx_imaging.phase_retrieval.dip import DoubleDIP, fit_double_dip
+
+    ff = FarField((16, 16), (32, 32))
+    g = torch.Generator().manual_seed(6)
+    obj = torch.rand(16, 16, dtype=torch.float64, generator=g)
+    y = ff(obj)
+    with torch.no_grad():
+        net0 = DoubleDIP((16, 16), real=False, width=4, seed=0).double()
+        x0 = net0()
+        x0 = x0 * (y.sum().sqrt() / x0.abs().norm())
+    before = data_misfit(ff.linear(x0), y, "amplitude") / y.sum()
+    fit = fit_double_dip(y, (8, 8, 16, 16), real=False, maxit=8, width=4, seed=0)
+    assert fit.image.shape == (16, 16) and fit.image.is_complex()
+    after = data_misfit(ff.linear(fit.image), y, "amplitude") / y.sum()
+    torch.testing.assert_close(after, torch.tensor(fit.result.fun, dtype=torch.float64))
+    assert float(after) < 0.9 * float(before)
+    real = DoubleDIP((16, 16), real=True, width=4)()
+    assert not real.is_complex() and bool((real >= 0).all())
