@@ -51,52 +51,156 @@ def stationarity(
 ) -> StationarityResult:
     """Stationarity measure at ``point`` from gradient samples ``(l, 1 + m_i + m_e, n)``.
 
-    Each sample's rows are ``[∇f; J_i; J_e]``.
+    Each sample's rows are ``[∇f; J_i; J_e]``; sample 0 is the most recent one. The QP is solved
+    in an equivalent, smaller form (see :func:`_reduced_columns` and :func:`_solve_screened`):
+    identical columns are merged and strongly inactive inequalities enter only if the KKT
+    conditions ask for them, so the value is the one of the full QP.
     """
-    ev = point.ev
-    m_i, m_e = ev.ci.numel(), ev.ce.numel()
-    l = samples.shape[0]
-    n = samples.shape[2]
-    grad_f = samples[:, 0, :]  # (l, n)
-    J_i = samples[:, 1 : 1 + m_i, :].reshape(l * m_i, n)
-    J_e = samples[:, 1 + m_i :, :].reshape(l * m_e, n)
-    Gt = torch.cat([J_e, grad_f, J_i])  # (k, n), k = l (1 + m)
-    k = Gt.shape[0]
-    f_now = float(ev.f)
-    b = -np.concatenate(
-        [
-            np.tile(ev.ce.detach().cpu().double().numpy(), l),
-            np.full(l, f_now),
-            np.tile(ev.ci.detach().cpu().double().numpy(), l),
-        ]
-    )
-    mu = point.mu
-    q_e, q_f = l * m_e, l
-    lb = np.zeros(k)
-    lb[:q_e] = -1.0
-    ub = np.ones(k)
-    ub[q_e : q_e + q_f] = mu
-    A = np.zeros((1, k))
-    A[0, q_e : q_e + q_f] = 1.0
-    rhs = np.array([mu])
-    if mu == 0:  # objective samples carry no weight; drop the equality row's effect
-        A, rhs = None, None
-
+    cols = _reduced_columns(point, samples)
     for form, op in ((1, apply_H), (2, None)):
-        HGt = op(Gt.T) if op is not None else Gt.T  # (n, k)
-        gram = Gt @ HGt
-        gram = 0.5 * (gram + gram.T)
         try:
-            sol = qp.solve(
-                make_qp(P=gram.detach().cpu().double().numpy(), q=b, lb=lb, ub=ub, A=A, b=rhs)
-            )
+            d = _solve_screened(cols, op, qp)
         except QPBackendError:
             continue
-        y = torch.as_tensor(sol.x, dtype=HGt.dtype, device=HGt.device)
-        d = -(HGt @ y)
         value = float(torch.linalg.vector_norm(d, ord=2 if l2 else math.inf))
-        return StationarityResult(value, l, form, d)
-    return StationarityResult(math.inf, l, -1, None)
+        return StationarityResult(value, samples.shape[0], form, d)
+    return StationarityResult(math.inf, samples.shape[0], -1, None)
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """The termination QP's columns after merging duplicates.
+
+    ``Gt`` is ``(k, n)``; ``b``, ``lb``, ``ub`` are ``(k,)``; ``is_f`` marks objective columns
+    (their weights sum to ``mu``); ``screenable`` marks inequality columns that start outside
+    the working set.
+    """
+
+    Gt: torch.Tensor
+    b: np.ndarray
+    lb: np.ndarray
+    ub: np.ndarray
+    is_f: np.ndarray
+    screenable: np.ndarray
+    mu: float
+
+
+# Inequalities with c_j below this start outside the working set (a speed choice only: the KKT
+# check of _solve_screened brings back any that the full QP would use).
+_SCREEN_BELOW = -1e-3
+
+
+def _reduced_columns(point: PenaltyPoint, samples: torch.Tensor) -> _Columns:
+    """Columns ``[J_e | ∇f | J_i]`` of all samples, with rows equal to sample 0's merged.
+
+    Every sample of constraint ``j`` carries the same linear term ``-c_j`` and the same box, so
+    ``t`` identical columns act only through the sum of their weights: one column with the box
+    scaled by ``t`` is exactly equivalent. Linear constraints (identical gradients at every
+    sample) thus cost one column instead of ``l``. Objective columns share the equality
+    ``Σ y_f = mu``, so merged ones keep the bound ``mu``.
+    """
+    ev = point.ev
+    m_i = ev.ci.numel()
+    c_e = ev.ce.detach().cpu().double().numpy().reshape(-1)
+    c_i = ev.ci.detach().cpu().double().numpy().reshape(-1)
+    mu = point.mu
+    blocks: list[torch.Tensor] = []
+    b: list[np.ndarray] = []
+    lb: list[np.ndarray] = []
+    ub: list[np.ndarray] = []
+    kinds: list[np.ndarray] = []  # 0 equality, 1 objective, 2 inequality
+
+    def add(rows: torch.Tensor, values: np.ndarray, kind: int) -> None:
+        """``rows`` (l, m, n) of constraints with values ``values`` (m,)."""
+        m = rows.shape[1]
+        if m == 0:
+            return
+        same = (rows == rows[:1]).all(dim=2).cpu().numpy()  # (l, m): equal to sample 0's row
+        count = same.sum(axis=0)  # >= 1: sample 0 equals itself
+        other = ~same
+        other[0] = False
+        s_idx, j_idx = np.nonzero(other)
+        blocks.append(rows[0])
+        blocks.append(rows[torch.as_tensor(s_idx), torch.as_tensor(j_idx)])
+        j_all = np.concatenate([np.arange(m), j_idx])
+        mult = np.concatenate([count, np.ones(len(j_idx))]).astype(float)
+        b.append(-values[j_all])
+        if kind == 0:
+            lb.append(-mult)
+            ub.append(mult)
+        elif kind == 1:
+            lb.append(np.zeros(len(j_all)))
+            ub.append(np.full(len(j_all), mu))
+        else:
+            lb.append(np.zeros(len(j_all)))
+            ub.append(mult)
+        kinds.append(np.full(len(j_all), kind))
+
+    add(samples[:, 1 + m_i :, :], c_e, 0)
+    add(samples[:, :1, :], np.array([float(ev.f)]), 1)
+    add(samples[:, 1 : 1 + m_i, :], c_i, 2)
+    kind = np.concatenate(kinds)
+    b_all = np.concatenate(b)
+    return _Columns(
+        Gt=torch.cat(blocks),
+        b=b_all,
+        lb=np.concatenate(lb),
+        ub=np.concatenate(ub),
+        is_f=kind == 1,
+        screenable=(kind == 2) & (-b_all < _SCREEN_BELOW),
+        mu=mu,
+    )
+
+
+def _solve_screened(
+    cols: _Columns, op: Callable[[torch.Tensor], torch.Tensor] | None, qp: QPSolver
+) -> torch.Tensor:
+    """``d = -H G y`` of the termination QP, by constraint generation over inactive inequalities.
+
+    Solves on a working set; an excluded inequality column ``j`` (``y_j = 0``) is optimal in the
+    full QP iff its reduced gradient ``g_jᵀ H G y + b_j = -g_jᵀ d - c_j`` is nonnegative. Columns
+    that violate this are added and the QP is solved again; after a few rounds everything is in.
+    """
+    active = ~cols.screenable
+    for _round in range(6):
+        d = _solve_subset(cols, np.nonzero(active)[0], op, qp)
+        if active.all():
+            return d
+        out = np.nonzero(~active)[0]
+        g_out = cols.Gt[torch.as_tensor(out, device=cols.Gt.device)]
+        reduced = -(g_out @ d).detach().cpu().double().numpy() + cols.b[out]
+        tol = 1e-12 * (1.0 + np.abs(cols.b[out]))
+        wrong = reduced < -tol
+        if not wrong.any():
+            return d
+        active[out[wrong]] = True
+    return _solve_subset(cols, np.arange(len(cols.b)), op, qp)
+
+
+def _solve_subset(
+    cols: _Columns, idx: np.ndarray, op: Callable[[torch.Tensor], torch.Tensor] | None, qp: QPSolver
+) -> torch.Tensor:
+    Gt = cols.Gt[torch.as_tensor(idx, device=cols.Gt.device)]
+    HGt = op(Gt.T) if op is not None else Gt.T  # (n, k)
+    gram = Gt @ HGt
+    gram = 0.5 * (gram + gram.T)
+    is_f = cols.is_f[idx]
+    A, rhs = None, None
+    if cols.mu != 0:  # with mu = 0 the objective columns carry no weight
+        A = is_f.astype(float)[None, :]
+        rhs = np.array([cols.mu])
+    sol = qp.solve(
+        make_qp(
+            P=gram.detach().cpu().double().numpy(),
+            q=cols.b[idx],
+            lb=cols.lb[idx],
+            ub=cols.ub[idx],
+            A=A,
+            b=rhs,
+        )
+    )
+    y = torch.as_tensor(sol.x, dtype=HGt.dtype, device=HGt.device)
+    return -(HGt @ y)
 
 
 def smooth_shortcut(point: PenaltyPoint, opt_tol: float) -> StationarityResult | None:

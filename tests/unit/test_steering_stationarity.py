@@ -299,3 +299,70 @@ def test_steering_reduces_mu_when_objective_opposes_feasibility(slope, j):
     assert res.n_qps == 2 + j
     assert float(res.d[0]) == pytest.approx(slope * 0.9**j - 1.0, rel=1e-6)
     assert (_predicted(point, res.d) >= 0.1 - 1e-8) == (j < 10)
+
+
+def _full_termination_qp(point: PenaltyPoint, samples: torch.Tensor, H: torch.Tensor) -> float:
+    """The termination QP written out in full (one column per sample and piece), as a reference
+    for the merged / screened form of :func:`stationarity`."""
+    from ncvx.steering import make_qp
+
+    ev = point.ev
+    m_i, m_e = ev.ci.numel(), ev.ce.numel()
+    l, _, n = samples.shape
+    Gt = torch.cat(
+        [
+            samples[:, 1 + m_i :, :].reshape(-1, n),
+            samples[:, 0, :],
+            samples[:, 1 : 1 + m_i, :].reshape(-1, n),
+        ]
+    )
+    b = -np.concatenate(
+        [np.tile(ev.ce.numpy(), l), np.full(l, float(ev.f)), np.tile(ev.ci.numpy(), l)]
+    )
+    k = Gt.shape[0]
+    lb, ub = np.zeros(k), np.ones(k)
+    lb[: l * m_e] = -1.0
+    ub[l * m_e : l * m_e + l] = point.mu
+    A = np.zeros((1, k))
+    A[0, l * m_e : l * m_e + l] = 1.0
+    gram = (Gt @ H @ Gt.T).numpy()
+    sol = QP.solve(
+        make_qp(P=0.5 * (gram + gram.T), q=b, lb=lb, ub=ub, A=A, b=np.array([point.mu]))
+    )
+    return float(torch.linalg.vector_norm(H @ Gt.T @ torch.as_tensor(sol.x)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(2, 5),
+    l=st.integers(1, 6),
+    seed=st.integers(0, 10_000),
+    mu=st.floats(0.05, 2.0),
+    shift=st.floats(-3.0, 0.5),
+)
+def test_merged_and_screened_qp_equals_the_full_qp(n, l, seed, mu, shift):
+    """Linear constraints (identical rows in every sample), nonlinear ones, and inequalities
+    far from active: the reduced QP has the value of the full one."""
+    g = torch.Generator().manual_seed(seed)
+    A_lin = torch.randn(3, n, generator=g, dtype=F64)
+    B_lin = torch.randn(1, n, generator=g, dtype=F64)
+    c0 = torch.randn(3, generator=g, dtype=F64)
+
+    def fn(x):
+        f = (x**2).sum() + torch.sin(3 * x).sum()
+        ci = torch.cat([A_lin @ x + c0 + shift, (x**2).sum(0, keepdim=True) - 1.0 + shift])
+        ce = torch.cat([B_lin @ x, x[:1] * x[1:2] - 0.2])
+        return f, ci, ce
+
+    x = 0.5 * torch.randn(n, generator=g, dtype=F64)
+    point = _point(fn, x, mu)
+    rows = [_samples_of(point)[0]]
+    for _ in range(l - 1):  # nearby samples: linear rows come out identical, the rest differ
+        other = _point(fn, x + 1e-2 * torch.randn(n, generator=g, dtype=F64), mu)
+        rows.append(_samples_of(other)[0])
+    samples = torch.stack(rows)
+    H = _spd(n, g)
+    res = stationarity(point, samples, lambda v: H @ v, QP)
+    full = _full_termination_qp(point, samples, H)
+    assert res.qp_form == 1
+    assert res.value == pytest.approx(full, rel=1e-5, abs=1e-8)
