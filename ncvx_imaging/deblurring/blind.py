@@ -287,6 +287,8 @@ def blind_deblur_am(
     min_kernel: int = 5,
     init_sd: float = 1.0,
     kernel_threshold: float = 0.05,
+    x0: torch.Tensor | None = None,
+    k0: torch.Tensor | None = None,
     callback_level: Any = None,
 ) -> BlindResult:
     """Coarse-to-fine alternating blind deblurring.
@@ -298,6 +300,8 @@ def blind_deblur_am(
     level; at full resolution, finish with a longer image step (``final_maxit``).
     After each kernel step, entries below ``kernel_threshold`` times the largest are zeroed and the
     kernel renormalised (the usual clean-up that keeps an over-sized support empty).
+    ``x0``/``k0`` (full-resolution latent image and a ``kernel_size`` kernel, e.g. from a
+    double-DIP run) start the alternation at full resolution instead (``levels`` is then 0).
     """
     from .simplex import fit_kernel_simplex
 
@@ -305,6 +309,10 @@ def blind_deblur_am(
         raise ValueError(f"y must be (h, w), got {tuple(y.shape)}")
     if sigma is None:
         sigma = float(estimate_noise_sigma(y))
+    if (x0 is None) != (k0 is None):
+        raise ValueError("give both x0 and k0, or neither")
+    if x0 is not None:
+        levels = 0
     if levels is None:
         levels = 0
         while (
@@ -313,8 +321,8 @@ def blind_deblur_am(
         ):
             levels += 1
     t0 = time.perf_counter()
-    x: torch.Tensor | None = None
-    k: torch.Tensor | None = None
+    x: torch.Tensor | None = None if x0 is None else x0.to(y.dtype).clone()
+    k: torch.Tensor | None = None if k0 is None else project_simplex(k0.to(y.dtype))
     res: Any = None
     for lev in range(levels, -1, -1):
         f = 2**lev
