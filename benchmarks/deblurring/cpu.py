@@ -30,6 +30,7 @@ from ncvx_imaging.deblurring.baselines import oracle_tune, tv_deconv, wiener
 from ncvx_imaging.deblurring.blind import blind_deblur_am, crop_latent
 from ncvx_imaging.deblurring.blind_dip import blind_deblur_dip, double_dip_naive
 from ncvx_imaging.deblurring.nonblind import deconv_tv_discrepancy
+from ncvx_imaging.deblurring.pipeline import blind_deblur_constrained
 from ncvx_imaging.deblurring.synthetic import make_blur_problem
 from ncvx_imaging.dip import ESWMV, fit_dip_adam, fit_dip_ncvx, make_input, small_skip
 from ncvx_imaging.metrics import kernel_error_aligned, psnr, psnr_aligned, ssim, ssim_aligned
@@ -160,6 +161,8 @@ def blind_task(kname: str, spec: int, sigma: float, method: str) -> tuple[dict, 
     rec["methods"]["blurry"] = _aligned(P.y, P.x)
     if method == "naive_double_dip":
         out = double_dip_naive(P.y, spec, iters=1500)
+    elif method == "ncvx_constrained":
+        out = blind_deblur_constrained(P.y, spec, sigma)
     elif method == "ncvx_dip":
         out = blind_deblur_dip(P.y, spec, sigma)
     elif method == "ncvx_am":
@@ -190,10 +193,11 @@ def _tasks() -> dict[str, Callable[[], tuple[dict, dict]]]:
                 )
     for sigma in (0.05, 0.02):
         tasks[f"dip-64-gauss-{sigma}"] = lambda sigma=sigma: dip_task(sigma, 1500, 600)
+    # specified size: exact, or at least twice the true size and at least 25 (odd)
     for kname, true in (("motion:9/30", 9), ("motion:13/60", 13)):
-        for spec in (true, max(2 * true, 25)):
+        for spec in (true, max(2 * true, 25) // 2 * 2 + 1):
             for sigma in (0.01, 0.03):
-                for method in ("naive_double_dip", "ncvx_dip", "ncvx_am"):
+                for method in ("naive_double_dip", "ncvx_constrained"):
                     name = f"blind-{kname.replace(':', '').replace('/', '_')}-{spec}-{sigma}-{method}"
                     tasks[name] = (
                         lambda kname=kname, spec=spec, sigma=sigma, method=method: blind_task(

@@ -221,8 +221,13 @@ def double_dip_naive(
     seed: int = 0,
     monitor: Callable[[torch.Tensor, torch.Tensor], Any] | None = None,
     monitor_every: int = 50,
+    stop_mse: float | None = None,
 ) -> BlindDIPResult:
-    """The naive double-DIP baseline (MSE, Adam, softmax kernel generator, no constraints)."""
+    """The naive double-DIP baseline (MSE, Adam, softmax kernel generator, no constraints).
+
+    ``stop_mse``: stop as soon as the MSE reaches this value (e.g. ``sigma**2``: the
+    discrepancy principle as a stopping rule; ``None``, the baseline, runs all ``iters``).
+    """
     if y.dim() != 2:
         raise ValueError(f"y must be (h, w), got {tuple(y.shape)}")
     kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
@@ -239,11 +244,15 @@ def double_dip_naive(
     t0 = time.perf_counter()
     N = y.numel()
     x = k = None
+    done = iters
     for it in range(iters):
         opt.zero_grad(set_to_none=True)
         x = net(z)[0, 0]
         k = kg(zk)
         loss = ((conv_valid(x, k) - y) ** 2).sum() / N
+        if stop_mse is not None and float(loss.detach()) <= stop_mse:
+            done = it
+            break
         loss.backward()
         opt.step()
         if monitor is not None and it % monitor_every == 0:
@@ -255,6 +264,6 @@ def double_dip_naive(
     mse = float(((conv_valid(x, k) - y) ** 2).sum() / N)
     # no noise level is used by this recipe: misfit_ratio holds the plain MSE, sigma is NaN
     return BlindDIPResult(
-        x=x, k=k, seconds=secs, iterations={"adam": iters}, result=None, sigma=float("nan"),
+        x=x, k=k, seconds=secs, iterations={"adam": done}, result=None, sigma=float("nan"),
         misfit_ratio=mse, log=log,
     )
