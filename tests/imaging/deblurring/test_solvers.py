@@ -19,6 +19,7 @@ from ncvx_imaging.deblurring.baselines import oracle_tune, tv_deconv_constrained
 from ncvx_imaging.deblurring.blind import blind_deblur, blind_deblur_am, crop_latent, pad_latent
 from ncvx_imaging.deblurring.blind_dip import blind_deblur_dip
 from ncvx_imaging.deblurring.nonblind import box_violation, deconv_tv_discrepancy
+from ncvx_imaging.deblurring.pipeline import blind_deblur_constrained
 from ncvx_imaging.deblurring.regularizers import (
     gradient,
     gradient_adjoint,
@@ -105,7 +106,7 @@ def _on_simplex(k: torch.Tensor, tol: float) -> bool:
 
 def test_blind_solvers_return_kernels_on_the_simplex() -> None:
     P = make_blur_problem("camera", 24, motion_kernel(5, 0.0), 0.01, boundary="valid")
-    joint = blind_deblur(P.y, 9, P.sigma, maxit=100)
+    joint = blind_deblur(P.y, 9, P.sigma, maxit=50)
     assert joint.x.shape == (32, 32) and joint.k.shape == (9, 9)
     assert _on_simplex(joint.k, 1e-12) and joint.kernel_projection < 1e-2
     am = blind_deblur_am(P.y, 9, P.sigma, outer=2, x_maxit=10, final_maxit=10, levels=1)
@@ -114,3 +115,8 @@ def test_blind_solvers_return_kernels_on_the_simplex() -> None:
     dip = blind_deblur_dip(P.y, 9, P.sigma, warmup_iters=20, ncvx_maxit=10)
     assert _on_simplex(dip.k, 1e-12) and dip.kernel_projection < 1e-2
     assert pad_latent(P.y, (9, 9)).shape == joint.x.shape
+    stages: dict = {}
+    pipe = blind_deblur_constrained(P.y, 9, P.sigma, warmup_iters=20, outer=1, final_maxit=10,
+                                    stages=stages)
+    assert _on_simplex(pipe.k, 1e-10) and pipe.x.shape == (32, 32)
+    assert set(stages) == {"warmup", "am"}
