@@ -38,21 +38,24 @@ def blind_deblur_constrained(
     outer: int = 8,
     final_maxit: int = 300,
     seed: int = 0,
+    net: Any = None,
+    z: torch.Tensor | None = None,
     stages: dict[str, Any] | None = None,
 ) -> BlindResult:
     """Blind deblurring of ``y`` (``(h, w)``, float64) with a ``kernel_size`` kernel (may be
-    over-specified); see the module doc. ``stages``, when a dict, receives the intermediate
-    results (``"warmup"``, ``"am"``) for inspection."""
+    over-specified); see the module doc. ``net``/``z``: the image generator and its input for the
+    warm start (default :func:`~ncvx_imaging.dip.small_skip`; e.g. ``standard_skip`` on a GPU).
+    ``stages``, when a dict, receives the intermediate results (``"warmup"``, ``"am"``)."""
     if y.dim() != 2:
         raise ValueError(f"y must be (h, w), got {tuple(y.shape)}")
     if sigma is None:
         sigma = float(estimate_noise_sigma(y))
     t0 = time.perf_counter()
     torch.manual_seed(seed)
-    warm = double_dip_naive(y, kernel_size, iters=warmup_iters, seed=seed,
+    warm = double_dip_naive(y, kernel_size, iters=warmup_iters, seed=seed, net=net, z=z,
                             stop_mse=tau * sigma**2)
-    am = blind_deblur_am(y, kernel_size, sigma, tau, outer=outer, x0=warm.x.clamp(0, 1),
-                         k0=warm.k)
+    am = blind_deblur_am(y, kernel_size, sigma, tau, outer=outer,
+                         x0=warm.x.to(y.dtype).clamp(0, 1), k0=warm.k.to(y.dtype))
     final = deconv_tv_discrepancy(y, am.k, sigma, tau, boundary="valid", x0=am.x.clamp(0, 1),
                                   maxit=final_maxit)
     if stages is not None:

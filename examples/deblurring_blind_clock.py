@@ -1,0 +1,63 @@
+"""Blind deblurring of a real motion-blurred photograph: scikit-image's ``clock`` picture
+(camera motion, unknown kernel, unknown noise level). No ground truth exists: judge by eye.
+
+    OMP_NUM_THREADS=1 python examples/deblurring_blind_clock.py     # a few minutes on one core
+
+The kernel size is over-specified (25x25 at the working resolution of 64², where the blur is
+roughly 10 px long), sigma is estimated from the photograph, and two methods run side by side:
+the naive double DIP (MSE, Adam, 1500 iterations, no constraints) and the constrained pipeline
+(:func:`ncvx_imaging.deblurring.pipeline.blind_deblur_constrained`: the same double DIP stopped at
+the noise level, alternating ncvx image steps under the misfit bound with simplex kernel fits, a
+final TV-discrepancy deconvolution). Saves docs/img/deblurring_clock.png.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+
+from ncvx_imaging.data import load_image
+from ncvx_imaging.deblurring import estimate_noise_sigma
+from ncvx_imaging.deblurring.blind import crop_latent
+from ncvx_imaging.deblurring.blind_dip import double_dip_naive
+from ncvx_imaging.deblurring.pipeline import blind_deblur_constrained
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "img" / "deblurring_clock.png"
+
+
+def main(n: int = 64, spec: int = 25, iters: int = 1500) -> None:
+    torch.set_num_threads(1)
+    y = load_image("clock", n, crop=(40, 90, 240, 240))  # the clock face, square crop
+    sigma = float(estimate_noise_sigma(y))
+    print(f"estimated sigma {sigma:.4f}")
+    torch.manual_seed(0)
+    naive = double_dip_naive(y, spec, iters=iters)
+    ours = blind_deblur_constrained(y, spec, sigma)
+    print(f"naive {naive.seconds:.0f} s; constrained pipeline {ours.seconds:.0f} s, "
+          f"misfit ratio {ours.misfit_ratio:.3f}")
+    fig, axes = plt.subplots(1, 5, figsize=(15, 3.4))
+    panels = [
+        (y, "blurry photograph (clock)", "gray"),
+        (crop_latent(naive.x, (spec, spec)), "naive double DIP", "gray"),
+        (naive.k, f"its kernel ({spec}x{spec})", "viridis"),
+        (crop_latent(ours.x, (spec, spec)), "constrained (ncvx)", "gray"),
+        (ours.k, "its kernel", "viridis"),
+    ]
+    for ax, (im, title, cmap) in zip(axes, panels):
+        kw = {"vmin": 0, "vmax": 1} if cmap == "gray" else {}
+        ax.imshow(im.detach().double().clamp_min(0).numpy(), cmap=cmap, **kw)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(OUT, dpi=90)
+    print(OUT)
+
+
+if __name__ == "__main__":
+    main()
