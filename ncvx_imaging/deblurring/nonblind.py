@@ -2,12 +2,13 @@
 
     minimise   TV(x) / N
     subject to ||k * x - y||^2 / (tau sigma^2 N) - 1 <= 0          (data misfit at the noise level)
-               || (x - 1)_+ ||_2 + || (-x)_+ ||_2 <= 0              (0 <= x <= 1, folded)
+               || (x - 1)_+ + (-x)_+ ||_2 <= 0                     (0 <= x <= 1, folded)
 
 No regularisation weight: the noise level ``sigma`` (known, or estimated by
 :func:`~ncvx_imaging.deblurring.estimate_noise_sigma`) sets how far the fit may be from the data
 (Morozov's discrepancy principle; ``tau`` = 1 is the textbook choice). The box is folded into one
-constraint (the l2 norm of the positive parts of the violations), keeping the QPs ncvx solves tiny.
+constraint (the l2 norm of the positive parts of the violations, :func:`ncvx.fold.box`), keeping the QPs
+ncvx solves tiny.
 """
 
 from __future__ import annotations
@@ -28,14 +29,13 @@ __all__ = ["DeconvResult", "box_violation", "deconv_tv_discrepancy"]
 
 
 def box_violation(x: torch.Tensor, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
-    """Folded box constraint: ``||(x - hi)_+||_2 + ||(lo - x)_+||_2`` (zero iff ``lo <= x <= hi``)."""
+    """Folded box constraint: the l2 norm of all box violations, ``||(x - hi)_+ + (lo - x)_+||_2``
+    (zero iff ``lo <= x <= hi``); :func:`ncvx.fold.box` when available, else the same inline."""
     try:
-        from ncvx.fold import l2_fold  # type: ignore[import-not-found]
-    except ImportError:
-        l2_fold = None
-    if l2_fold is not None:
-        return l2_fold(torch.cat([(x - hi).reshape(-1), (lo - x).reshape(-1)]))
-    return torch.linalg.vector_norm(torch.relu(x - hi)) + torch.linalg.vector_norm(torch.relu(lo - x))
+        from ncvx.fold import box
+    except ImportError:  # older ncvx without the fold module
+        return torch.linalg.vector_norm(torch.relu(x - hi) + torch.relu(lo - x))
+    return box(x, lo, hi, kind="l2")
 
 
 @dataclass
