@@ -211,9 +211,10 @@ def main() -> None:
             secs["double_dip"] = time.perf_counter() - t
             methods.append("double_dip")
         arrays[f"{kind}_truth"] = truth.numpy()
+        arrays["box"] = np.array([r0, B, N])
         for meth in methods:
             errs, ps = evaluate(out[meth], truth, window)
-            arrays[f"{kind}_{meth}"] = out[meth].numpy()
+            arrays[f"{kind}_{meth}"] = compact(out[meth], r0, B)
             rec = {
                 "object": kind,
                 "method": meth,
@@ -278,14 +279,34 @@ def main() -> None:
     )
 
 
+def compact(fields: torch.Tensor, r0: int, B: int) -> np.ndarray:
+    """The loose-box crop (every method's fields vanish outside it), single precision."""
+    crop = fields[..., r0 : r0 + B, r0 : r0 + B]
+    return crop.to(torch.complex64 if crop.is_complex() else torch.float32).numpy()
+
+
+def expand(arr: np.ndarray, box: np.ndarray | None) -> torch.Tensor:
+    """Inverse of :func:`compact` (full fields pass through)."""
+    t = torch.from_numpy(arr).to(torch.complex128 if np.iscomplexobj(arr) else torch.float64)
+    if box is None or t.shape[-1] == int(box[2]):
+        return t
+    r0, B, N = (int(v) for v in box)
+    out = torch.zeros(*t.shape[:-2], N, N, dtype=t.dtype)
+    out[..., r0 : r0 + B, r0 : r0 + B] = t
+    return out
+
+
 def recount(name: str) -> None:
     data = np.load(RESULTS / f"{name}.npz")
+    box = data["box"] if "box" in data.files else None
     for key in data.files:
+        if key == "box":
+            continue
         kind, meth = key.split("_", 1)
         if meth == "truth":
             continue
         truth = torch.from_numpy(data[f"{kind}_truth"])
-        fields = torch.from_numpy(data[key])
+        fields = expand(data[key], box)
         _, err = align_fourier(fields, truth.expand(fields.shape))
         print(
             f"{kind:8s} {meth:12s} {int((err < TOL).sum())}/{len(err)}  errors {np.round(err.numpy(), 4).tolist()}"
