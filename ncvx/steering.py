@@ -63,12 +63,8 @@ def steer(
     C = torch.cat([ev.J_e, ev.J_i])  # (m, n)
     c = torch.cat([ev.ce, ev.ci])  # (m,)
     Hg = apply_H(ev.grad_f)  # (n,)
-    HCt = apply_H(C.T)  # (n, m)
-    gram = C @ HCt
-    gram = 0.5 * (gram + gram.T)
     CHg = C @ Hg
     # host copies of the small QP data, once
-    P = gram.detach().cpu().double().numpy()
     CHg_np = CHg.detach().cpu().double().numpy()
     c_np = c.detach().cpu().double().numpy()
     m = c_np.shape[0]
@@ -78,38 +74,93 @@ def steer(
     viol_now = point.viol.tv_l1 if settings.l1_model else point.viol.tv
     tol = _SQRT_EPS * max(viol_now, 1.0)
     n_qps = 0
+    work = _WorkingSet(C, c_np, m_e, apply_H)
 
-    def solve(mu: float) -> tuple[np.ndarray, float]:
+    def solve(mu: float) -> tuple[np.ndarray, float, torch.Tensor]:
+        """Multipliers ``y`` (m,), the predicted reduction, and ``d(mu)``."""
         nonlocal n_qps
-        n_qps += 1
-        y = qp.solve(make_qp(P=P, q=mu * CHg_np - c_np, lb=lb, ub=ub)).x
-        lin = c_np - mu * CHg_np - P @ y  # linearised constraint values c + C d
-        return y, predicted_reduction(lin, y, m_e, viol_now, settings.l1_model)
-
-    def direction(mu: float, y: np.ndarray) -> torch.Tensor:
-        y_t = torch.as_tensor(y, dtype=HCt.dtype, device=HCt.device)
-        return -mu * Hg - HCt @ y_t
+        n_qps += 1  # one steering QP (its working-set rounds are not counted apart)
+        while True:
+            idx = work.indices
+            if idx.size:
+                q = mu * CHg_np[idx] - c_np[idx]
+                y_w = qp.solve(make_qp(P=work.gram, q=q, lb=lb[idx], ub=ub[idx])).x
+            else:
+                y_w = np.zeros(0)
+            d = -mu * Hg - work.HCt @ torch.as_tensor(y_w, dtype=Hg.dtype, device=Hg.device)
+            lin = c_np + (C @ d).detach().cpu().double().numpy()  # linearised c + C d
+            if not work.admit_violated(lin):
+                break
+        y = np.zeros(m)
+        y[idx] = y_w
+        return y, predicted_reduction(lin, y, m_e, viol_now, settings.l1_model), d
 
     mu = point.mu
-    y, reduction = solve(mu)
+    y, reduction, d = solve(mu)
     if reduction >= settings.c_viol * viol_now - tol:
-        return SteeringResult(direction(mu, y), mu, n_qps, _as_tensor(y, Hg))
+        return SteeringResult(d, mu, n_qps, _as_tensor(y, Hg))
     if (
         m_e == 0
         and math.isfinite(settings.ineq_margin)
         and bool((ev.ci < -settings.ineq_margin).all())
     ):
-        return SteeringResult(direction(mu, y), mu, n_qps, _as_tensor(y, Hg))
-    _, reduction_ref = solve(0.0)
+        return SteeringResult(d, mu, n_qps, _as_tensor(y, Hg))
+    _, reduction_ref, _ = solve(0.0)
     target = settings.c_viol * reduction_ref - tol
     if reduction >= target:
-        return SteeringResult(direction(mu, y), mu, n_qps, _as_tensor(y, Hg))
+        return SteeringResult(d, mu, n_qps, _as_tensor(y, Hg))
     for _ in range(settings.maxit):
         mu *= settings.c_mu
-        y, reduction = solve(mu)
+        y, reduction, d = solve(mu)
         if reduction >= target:
             break
-    return SteeringResult(direction(mu, y), mu, n_qps, _as_tensor(y, Hg))
+    return SteeringResult(d, mu, n_qps, _as_tensor(y, Hg))
+
+
+#: Inequalities with ``c_j`` below this start outside the steering QP's working set (a speed
+#: choice only: :meth:`_WorkingSet.admit_violated` brings back every one the QP needs).
+_SCREEN_BELOW = -1e-3
+
+
+class _WorkingSet:
+    """The constraints the steering QP is solved over, with their ``H Cᵀ`` columns and Gram.
+
+    A constraint left out has ``y_j = 0``; that is optimal for the full QP exactly when the
+    step satisfies its linearisation (its reduced gradient is ``-(c_j + ∇c_jᵀ d)``). Strongly
+    inactive inequalities start outside and are admitted when a step violates them, so the
+    result is the full QP's while the Gram matrix is only formed over the working set (with
+    thousands of constraints most are inactive: ``H Cᵀ`` costs ``n²`` per column).
+    """
+
+    def __init__(
+        self,
+        C: torch.Tensor,
+        c: np.ndarray,
+        m_e: int,
+        apply_H: Callable[[torch.Tensor], torch.Tensor],
+    ) -> None:
+        self.C = C
+        self.apply_H = apply_H
+        self.member = np.ones(c.shape[0], dtype=bool)
+        self.member[m_e:] = c[m_e:] >= _SCREEN_BELOW
+        self.tol = 1e-10 * (1.0 + np.abs(c))
+        self._build()
+
+    def _build(self) -> None:
+        self.indices = np.nonzero(self.member)[0]
+        Cw = self.C[torch.as_tensor(self.indices, device=self.C.device)]  # (k, n)
+        self.HCt = self.apply_H(Cw.T) if len(self.indices) else Cw.T  # (n, k)
+        gram = Cw @ self.HCt
+        self.gram = (0.5 * (gram + gram.T)).detach().cpu().double().numpy()
+
+    def admit_violated(self, lin: np.ndarray) -> bool:
+        """Add the left-out constraints whose linearisation ``lin`` is violated; True if any."""
+        wrong = ~self.member & (lin > self.tol)
+        if not wrong.any():
+            return False
+        self.member |= wrong
+        self._build()
+        return True
 
 
 #: A multiplier within this distance of its bound counts as being at the bound.

@@ -83,6 +83,14 @@ def inactive_ineq_qp(X):
     return ((x - torch.tensor([1.0, 2.0], dtype=x.dtype)) ** 2).sum(), ci, None
 
 
+def boundary_start_ineq_qp(X):
+    """min |x - (1, 2)|^2 s.t. x1 >= 0: active at the start (0, 0) (so steering needs a QP;
+    strongly inactive constraints are left out of it), inactive at the solution (1, 2)."""
+    x = X.x
+    ci = pygransoStruct(c=-x[1])
+    return ((x - torch.tensor([1.0, 2.0], dtype=x.dtype)) ** 2).sum(), ci, None
+
+
 # ---------------------------------------------------------------------------------- 0, 1, 2
 
 
@@ -393,7 +401,7 @@ def test_code12_steering_qp_failure_without_fallback(monkeypatch) -> None:
 def test_code12_not_reached_with_default_fallbacks(monkeypatch) -> None:
     # steering always fails: the ladder falls back to QN (level 2) and still converges
     monkeypatch.setattr(qp_registry, "runner", _failing_steering_runner({"on": True}))
-    soln = pygranso({"x": [2]}, inactive_ineq_qp, opts(x0=col(0.0, 0.0)))
+    soln = pygranso({"x": [2]}, boundary_start_ineq_qp, opts(x0=col(0.0, 0.0)))
     assert soln.termination_code == 0
     assert soln.quadprog_failure_rate > 0
     assert soln.error is None

@@ -366,3 +366,42 @@ def test_merged_and_screened_qp_equals_the_full_qp(n, l, seed, mu, shift):
     full = _full_termination_qp(point, samples, H)
     assert res.qp_form == 1
     assert res.value == pytest.approx(full, rel=1e-5, abs=1e-8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(2, 6),
+    m_i=st.integers(1, 12),
+    seed=st.integers(0, 10_000),
+    mu=st.floats(0.1, 10.0),
+    spread=st.floats(0.0, 5.0),
+)
+def test_steering_working_set_gives_the_full_qp_direction(n, m_i, seed, mu, spread):
+    """Inequalities far from active start outside the steering QP's working set; the direction
+    must still minimise the full model (every constraint's linearisation accounted for)."""
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(m_i, n, generator=g, dtype=F64)
+    offset = -spread * torch.rand(m_i, generator=g, dtype=F64)  # many strongly inactive
+    w = torch.randn(n, generator=g, dtype=F64)
+
+    def fn(x):
+        return 5 * w @ x + 0.5 * (x**2).sum(), A @ x + offset, None
+
+    point = _point(fn, 0.1 * torch.randn(n, generator=g, dtype=F64), mu)
+    H = _spd(n, g)
+    res = steer(point, lambda v: H @ v, QP, SteeringSettings(maxit=0, ineq_margin=math.inf))
+    at = point if res.mu == point.mu else point.with_mu(res.mu)
+    Hinv = torch.linalg.inv(H)
+    model = _primal(at, Hinv, res.d)
+    # the exact minimiser of the (convex, piecewise-quadratic) model, by the full dual QP
+    from ncvx.steering import make_qp
+
+    C, c = point.ev.J_i, point.ev.ci
+    gram = (C @ H @ C.T).numpy()
+    q = (res.mu * C @ H @ point.ev.grad_f - c).numpy()
+    y = QP.solve(
+        make_qp(P=0.5 * (gram + gram.T), q=q, lb=np.zeros(m_i), ub=np.ones(m_i))
+    ).x
+    d_full = -res.mu * H @ point.ev.grad_f - H @ C.T @ torch.as_tensor(y)
+    assert model <= _primal(at, Hinv, d_full) + 1e-8 * (1 + abs(model))
+    torch.testing.assert_close(res.d, d_full, rtol=1e-5, atol=1e-7)
