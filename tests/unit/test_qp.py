@@ -327,7 +327,7 @@ def test_fallback_counts_failure(monkeypatch: pytest.MonkeyPatch, behaviour: str
     assert sol.backend.startswith(others[0])
     assert (solver.requests, solver.failures, solver.hard_failures) == (1, 1, 0)
     assert solver.failure_rate == pytest.approx(100.0)
-    assert sol.attempts >= 3
+    assert sol.attempts >= 2
     solver.solve(p)
     assert solver.failure_rate == pytest.approx(100.0)
 
