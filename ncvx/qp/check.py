@@ -34,6 +34,7 @@ Residuals:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -45,10 +46,9 @@ from ncvx.qp.types import QPProblem
 #: about ``eps`` times that, i.e. ``2e-10`` relative to the floor, safely below ``tol = 1e-9``.
 GAP_FLOOR = 1e-6
 
-#: Multisection for the equality multiplier: grid points per round and rounds (63 points cut
-#: the bracket 64-fold; 20 rounds = 120 bits, as fine as the old 200-step bisection needed).
-_SECTIONS = 63
-_SECTION_ROUNDS = 20
+#: Cap on the safeguarded Newton steps for the equality multiplier (each halves the bracket at
+#: worst, so this also covers pure bisection down to float resolution).
+_NEWTON_STEPS = 200
 
 
 def reduced_linear_term(problem: QPProblem) -> tuple[np.ndarray, float]:
@@ -98,7 +98,7 @@ def best_multiplier(
 
     Flipping the sign of the variables with ``a_i < 0`` makes every residual component
     non-decreasing in ν, so ``max_i r_i(ν) + min_i r_i(ν)`` is non-decreasing and its root
-    (bisection between the extreme kinks) balances the largest positive and negative
+    (safeguarded Newton steps between the extreme kinks) balances the largest positive and negative
     components, which minimises the max-norm. Components with ``a_i = 0`` do not depend on ν.
 
     Args:
@@ -120,29 +120,39 @@ def best_multiplier(
     lo_b = np.where(neg, -ub[on], lb[on])
     hi_b = np.where(neg, -lb[on], ub[on])
 
-    def balance(nus: np.ndarray) -> np.ndarray:
-        """``max r + min r`` at each multiplier of ``nus`` (K,), vectorised: (K,)."""
-        r = _natural_residual(xs, gs + aa * nus[:, None], lo_b, hi_b)
-        return r.max(axis=1) + r.min(axis=1)
+    kink_hi = (xs - gs - hi_b) / aa  # r_i = xs_i - hi_i (its minimum) up to here,
+    kink_lo = (xs - gs - lo_b) / aa  # then gs_i + aa_i ν, and xs_i - lo_i (its maximum) after
 
-    kinks = np.concatenate(((xs - gs - lo_b) / aa, (xs - gs - hi_b) / aa))
-    lo, hi = float(np.min(kinks)), float(np.max(kinks))
-    ends = balance(np.array([lo, hi]))
-    if ends[0] >= 0.0:
+    def balance(nu: float) -> tuple[float, float]:
+        """``max r + min r`` at ``nu`` and its slope there (right derivative)."""
+        r = _natural_residual(xs, gs + aa * nu, lo_b, hi_b)
+        i, j = int(np.argmax(r)), int(np.argmin(r))
+        slope = sum(aa[t] if kink_hi[t] <= nu < kink_lo[t] else 0.0 for t in (i, j))
+        return float(r[i] + r[j]), slope
+
+    lo, hi = float(np.min(kink_hi)), float(np.max(kink_lo))
+    if balance(lo)[0] >= 0.0:
         return lo
-    if ends[1] <= 0.0:
+    if balance(hi)[0] <= 0.0:
         return hi
-    # multisection: the balance is non-decreasing, so the root lies after the last negative
-    # grid value; _SECTIONS points per round narrow the bracket ~6 bits at a time.
-    for _ in range(_SECTION_ROUNDS):
-        grid = np.linspace(lo, hi, _SECTIONS + 2)[1:-1]
-        below = int(np.count_nonzero(balance(grid) < 0.0))
-        new_lo = grid[below - 1] if below > 0 else lo
-        new_hi = grid[below] if below < _SECTIONS else hi
-        if new_lo == lo and new_hi == hi:  # the bracket is at float resolution
+    # The balance is piecewise linear and non-decreasing: Newton steps on the current piece,
+    # kept inside a shrinking bracket (bisection when a step leaves it), end on the exact root
+    # in a few O(k) evaluations.
+    nu = 0.5 * (lo + hi)
+    for _ in range(_NEWTON_STEPS):
+        value, slope = balance(nu)
+        if value == 0.0:
+            return nu
+        if value < 0.0:
+            lo = nu
+        else:
+            hi = nu
+        step = nu - value / slope if slope > 0.0 else math.nan
+        nxt = step if lo < step < hi else 0.5 * (lo + hi)
+        if nxt == nu or not lo < nxt < hi:
             break
-        lo, hi = float(new_lo), float(new_hi)
-    return 0.5 * (lo + hi)
+        nu = nxt
+    return nu
 
 
 def _distance_to_pointed_bound(
