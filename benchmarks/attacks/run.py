@@ -128,13 +128,17 @@ def _float32_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).float().eval()
 
 
-def part_min(n: int, norms: list[str], maxit: int, max_seconds: float) -> dict[str, Any]:
+def part_min(
+    n: int, norms: list[str], maxit: int, max_seconds: float, versus_top: int
+) -> dict[str, Any]:
     model, x, y, acc = setup(n)
     fb, ta = _foolbox(), _torchattacks()
     out: dict[str, Any] = {"n": len(y), "test_accuracy": acc, "norms": {}}
     for p in norms:
         rows: dict[str, Any] = {}
-        cfg = MinDistanceConfig(distance=p, maxit=maxit, max_seconds=max_seconds)
+        cfg = MinDistanceConfig(
+            distance=p, maxit=maxit, max_seconds=max_seconds, versus_top=versus_top
+        )
         res, secs = _timed(lambda cfg=cfg: min_distance_attack(model, x, y, cfg))
         rec = recheck(model, x, y, res.x_adv, p)
         rec.update(
@@ -283,6 +287,7 @@ def main() -> None:
     ap.add_argument("--norms", default="l2,linf,l1")
     ap.add_argument("--maxit", type=int, default=200)
     ap.add_argument("--max-seconds", type=float, default=10.0)
+    ap.add_argument("--versus-top", type=int, default=0)
     ap.add_argument("--eps-linf", type=float, default=0.1)
     ap.add_argument("--eps-l2", type=float, default=0.5)
     ap.add_argument("--eps-feature", type=float, default=0.05)
@@ -291,7 +296,7 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     if args.part == "min":
-        out = part_min(args.n, args.norms.split(","), args.maxit, args.max_seconds)
+        out = part_min(args.n, args.norms.split(","), args.maxit, args.max_seconds, args.versus_top)
     elif args.part == "maxloss":
         out = part_maxloss(args.n, args.eps_linf, args.eps_l2)
     else:

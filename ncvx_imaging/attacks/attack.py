@@ -125,6 +125,8 @@ class _Tracker:
         self.found: torch.Tensor | None = None
         self.best = math.inf
         self.halted = False
+        self.run = 0  # index of the solver run in progress (set by the driver)
+        self.found_run = 0
 
     def __call__(self, record: Any) -> bool:
         p = self.problem
@@ -136,10 +138,12 @@ class _Tracker:
             if chk["distance"] < self.best:
                 self.best = chk["distance"]
                 self.found = xa.detach().clone()
+                self.found_run = self.run
             return False
         assert isinstance(p.cfg, MaxLossConfig)
         if self.stop and chk["margin"] <= -p.cfg.confidence:
             self.found = xa.detach().clone()
+            self.found_run = self.run
             self.halted = True
             return True
         return False
@@ -171,20 +175,23 @@ def _key(problem: AttackProblem, chk: Check) -> tuple[float, float]:
 def _attack_one(problem: AttackProblem, index: int, gen: torch.Generator) -> ExampleResult:
     cfg = problem.cfg
     start = time.perf_counter()
-    candidates: list[tuple[tuple[float, float], torch.Tensor, Check]] = []
+    candidates: list[tuple[tuple[float, float], torch.Tensor, Check, int]] = []
     runs: list[ncvx.Result] = []
     tracker = _Tracker(problem)
     callback: Callable[[Any], bool] = tracker
 
-    def consider(xa: torch.Tensor) -> None:
+    def consider(xa: torch.Tensor, run: int) -> None:
         xa = problem.project(xa) if cfg.project else xa.detach()
         chk = problem.check(xa)
-        candidates.append((_key(problem, chk), xa, chk))
+        candidates.append((_key(problem, chk), xa, chk, run))
 
-    def solve(v0: dict[str, torch.Tensor], maxit: int, **warm: Any) -> ncvx.Result:
-        res = ncvx.solve(problem.fn, v0, callback=callback, **_solver_options(cfg, maxit), **warm)
+    def solve(
+        v0: dict[str, torch.Tensor], maxit: int, prob: AttackProblem = problem, **warm: Any
+    ) -> ncvx.Result:
+        tracker.run = len(runs)
+        res = ncvx.solve(prob.fn, v0, callback=callback, **_solver_options(cfg, maxit), **warm)
         runs.append(res)
-        consider(problem.unpack(res.x))
+        consider(problem.unpack(res.x), len(runs) - 1)
         return res
 
     if cfg.restarts == 0:
@@ -205,10 +212,17 @@ def _attack_one(problem: AttackProblem, index: int, gen: torch.Generator) -> Exa
                 warm["scaleH0"] = False
             v0 = _unflatten_like(problem, best.x)
             solve(v0, cfg.maxit, **warm)
+    if isinstance(cfg, MinDistanceConfig) and cfg.versus_top > 0 and not cfg.targeted:
+        with torch.no_grad():
+            z = problem.model(problem.x)[0].clone()
+        z[problem.label] = -math.inf
+        for j in torch.argsort(z, descending=True)[: cfg.versus_top].tolist():
+            pair = problem.against(int(j))
+            solve(pair.start(False, None), cfg.maxit, prob=pair)
     if tracker.found is not None:
-        consider(tracker.found)
-    _, xa, chk = min(candidates, key=lambda c: c[0])
-    final = runs[-1]
+        consider(tracker.found, tracker.found_run)
+    _, xa, chk, run = min(candidates, key=lambda c: c[0])
+    final = runs[run]
     return ExampleResult(
         index=index,
         label=problem.label,

@@ -103,12 +103,20 @@ class MinDistanceConfig(SolverConfig):
 
     ``confidence`` (> 0) is the margin the adversarial point must have, so that a point feasible
     to ``viol_tol`` is strictly misclassified; keep it ≫ ``viol_tol``.
+
+    ``versus_top`` (untargeted only): also solve, for each of the ``versus_top`` classes with the
+    highest clean logits, the problem with the smooth constraint ``z_y − z_j + κ <= 0`` (being
+    misclassified is "some ``z_j`` exceeds ``z_y``", so the untargeted minimum is the minimum of
+    these per-class minima) and keep the best point. Costs one more solve per class.
     """
 
     confidence: float = 1e-4
+    versus_top: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not isinstance(self.versus_top, int) or self.versus_top < 0:
+            raise ValueError(f"versus_top must be a non-negative int, got {self.versus_top!r}")
         if not (self.confidence > self.viol_tol):
             raise ValueError(
                 f"confidence ({self.confidence}) must exceed viol_tol ({self.viol_tol}) so that "
@@ -156,8 +164,9 @@ class ExampleResult:
         feasible: box ``0 <= x_adv <= 1`` (and max-loss: ``d <= eps``) hold to ``viol_tol``;
             min-distance also requires ``margin <= -confidence + viol_tol``.
         max_violation: the largest violation of those constraints (0 if all hold exactly).
-        status: the ncvx termination code of the final run; ``stat_value`` its stationarity
-            measure (the certificate; see docs/attacks.md); ``iters``: total iterations.
+        status: the ncvx termination code of the solver run that produced ``x_adv``;
+            ``stat_value`` its stationarity measure (the certificate; see docs/attacks.md);
+            ``iters``: total iterations of all runs.
         seconds: wall-clock time for this example (all restarts).
     """
 

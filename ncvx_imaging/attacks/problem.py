@@ -41,8 +41,10 @@ class AttackProblem:
         target: int | None,
         cfg: SolverConfig,
         feature: FeatureDistance | None = None,
+        versus: int | None = None,
     ) -> None:
         self.model = model
+        self.versus = versus
         self.x = x.detach()
         self.label = label
         self.target = target
@@ -89,6 +91,19 @@ class AttackProblem:
         """Margin (< 0 means success) of logits ``(1, K)``, 0-dim."""
         return margins(z, self.cls, targeted=self.cfg.targeted)[0]
 
+    def solver_margin(self, z: torch.Tensor) -> torch.Tensor:
+        """The margin the solver constrains: against one class ``versus`` if set (smooth in z)."""
+        if self.versus is None:
+            return self.margin(z)
+        return z[0, self.label] - z[0, self.versus]
+
+    def against(self, versus: int) -> AttackProblem:
+        """The same problem with the misclassification constraint ``z_y − z_versus + κ <= 0``."""
+        other = object.__new__(AttackProblem)
+        other.__dict__.update(self.__dict__)
+        other.versus = versus
+        return other
+
     # ------------------------------------------------------------------ the ncvx problem
     def box_constraint(self, xa: torch.Tensor) -> torch.Tensor:
         lo: Any = 0.0
@@ -114,7 +129,7 @@ class AttackProblem:
             ci["slack"] = self.slack_constraint(delta, v[self.slack])
         if self.kind == "min":
             assert isinstance(self.cfg, MinDistanceConfig)
-            ci["misclassify"] = (self.margin(z) + self.cfg.confidence).reshape(1)
+            ci["misclassify"] = (self.solver_margin(z) + self.cfg.confidence).reshape(1)
             if self.slack == "t":
                 f = v["t"].sum()
             elif self.slack == "s":

@@ -123,3 +123,13 @@ def test_max_loss_digits(digits) -> None:
     small = max_loss_attack(model, x, y, distance="linf", eps=1e-3, restarts=0, maxit=15)
     assert small.all_feasible and small.success_rate == 0.0
     assert all(e.distances["linf"] <= 1e-3 + 1e-6 for e in small.examples)
+
+
+def test_versus_top_never_worse(digits) -> None:
+    """Per-class subproblems add candidates; the main run is unchanged, so never worse."""
+    model, x, y = digits
+    base = min_distance_attack(model, x[:1], y[:1], distance="l2", maxit=30)
+    more = min_distance_attack(model, x[:1], y[:1], distance="l2", maxit=30, versus_top=2)
+    _check_result(more, model, x[:1])
+    assert more.examples[0].distance <= base.examples[0].distance + 1e-12
+    assert more.examples[0].iters > base.examples[0].iters
