@@ -12,7 +12,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["DigitsCNN", "DigitsData", "DigitsMLP", "accuracy", "load_digits_data", "train_classifier"]
+__all__ = [
+    "DigitsCNN",
+    "DigitsData",
+    "DigitsMLP",
+    "FacesMLP",
+    "accuracy",
+    "load_digits_data",
+    "load_faces_data",
+    "train_classifier",
+]
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,46 @@ def load_digits_data(
     cut = len(y) - round(test_fraction * len(y))
     tr, te = perm[:cut], perm[cut:]
     return DigitsData(x[tr], y[tr], x[te], y[te])
+
+
+def load_faces_data(
+    test_fraction: float = 0.3, seed: int = 0, dtype: torch.dtype = torch.float64
+) -> DigitsData:
+    """scikit-image's ``lfw_subset``: 200 images 25×25 in [0, 1], label 1 = face, 0 = non-face.
+
+    (The first 100 images are faces, the last 100 are not.) Shape ``(N, 1, 25, 25)``; split as in
+    :func:`load_digits_data`.
+    """
+    try:
+        from skimage.data import lfw_subset
+    except ImportError as err:  # pragma: no cover - the imaging extra installs it
+        raise ImportError(
+            "scikit-image is needed for the faces data: pip install 'ncvx-torch[imaging]'"
+        ) from err
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    x = torch.tensor(lfw_subset(), dtype=dtype).clamp(0.0, 1.0).reshape(-1, 1, 25, 25)
+    y = (torch.arange(x.shape[0]) < 100).long()
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    cut = len(y) - round(test_fraction * len(y))
+    tr, te = perm[:cut], perm[cut:]
+    return DigitsData(x[tr], y[tr], x[te], y[te])
+
+
+class FacesMLP(nn.Module):
+    """``625 → hidden → 2`` ReLU MLP for 25×25 face / non-face images."""
+
+    def __init__(self, hidden: int = 32) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(625, hidden)
+        self.out = nn.Linear(hidden, 2)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Hidden activations ``[(B, hidden)]``."""
+        return [torch.relu(self.fc1(x.flatten(1)))]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.features(x)[-1])
 
 
 class DigitsMLP(nn.Module):

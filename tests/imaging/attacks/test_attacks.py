@@ -133,3 +133,20 @@ def test_versus_top_never_worse(digits) -> None:
     _check_result(more, model, x[:1])
     assert more.examples[0].distance <= base.examples[0].distance + 1e-12
     assert more.examples[0].iters > base.examples[0].iters
+
+
+def test_faces_data_and_folded_attack() -> None:
+    """lfw_subset faces (625 pixels): a tiny classifier, a folded L2 attack re-checked."""
+    from ncvx_imaging.attacks.models import FacesMLP, accuracy, load_faces_data
+
+    data = load_faces_data(seed=0)
+    assert data.x_train.shape[1:] == (1, 25, 25) and data.x_train.dtype == D
+    assert set(data.y_train.tolist()) == {0, 1}
+    assert float(data.x_train.min()) >= 0 and float(data.x_train.max()) <= 1
+    model = train_classifier(FacesMLP(hidden=8), data.x_train, data.y_train, epochs=20)
+    assert accuracy(model, data.x_test, data.y_test) > 0.7
+    with torch.no_grad():
+        ok = (model(data.x_test).argmax(1) == data.y_test).nonzero()[:1, 0]
+    x, y = data.x_test[ok], data.y_test[ok]
+    res = min_distance_attack(model, x, y, distance="l2", fold=True, maxit=30, limited_mem_size=10)
+    _check_result(res, model, x)
