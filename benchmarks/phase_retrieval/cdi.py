@@ -14,7 +14,9 @@ amplitude times ``exp(i phase_max * moon)`` (moon scaled to [0, 1]). Methods, ea
 - ``double_dip`` (with ``--dip-maxit``): ncvx L-BFGS on the weights of amplitude/phase DIP
   generators over the loose box (:mod:`ncvx_imaging.phase_retrieval.dip`).
 - ``acs_ncvx``: ``hio_er_acs`` followed by ncvx on the same box: the amplitude fit (noiseless) or,
-  with ``--photons``, the discrepancy form ``min TV(x) s.t. misfit <= Poisson level``.
+  with ``--photons``, the discrepancy form ``min TV(x) s.t. misfit <= Poisson level``, the
+  level being the expected Poisson amplitude misfit at the counts predicted by the phased
+  estimate (:func:`poisson_amplitude_variance`).
 
 Success: relative error < 1e-2 after removing shift, twin image and global phase. With
 ``--photons P`` the data are Poisson counts with P expected photons; PSNR (dB, peak = max|x|) of
@@ -48,6 +50,7 @@ from ncvx_imaging.phase_retrieval import (
     FarField,
     align_fourier,
     hio_er,
+    poisson_amplitude_variance,
     poisson_noise,
     psnr,
     random_start,
@@ -100,7 +103,7 @@ def main() -> None:
     ap.add_argument("--hio-iters", type=int, default=1800)
     ap.add_argument("--er-iters", type=int, default=200)
     ap.add_argument("--ncvx-maxit", type=int, default=400)
-    ap.add_argument("--refine-maxit", type=int, default=300)
+    ap.add_argument("--refine-maxit", type=int, default=800)
     ap.add_argument("--dip-maxit", type=int, default=0, help="add the double-DIP method (0: off)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="cdi")
@@ -181,20 +184,24 @@ def main() -> None:
         secs["hio_er_acs"] = time.perf_counter() - t
         t = time.perf_counter()
         tprob = CDIProblem(Y, (r0, r0, h, w), real=real, nonnegative=real, loss="amplitude")
-        if args.photons > 0:
-            n_eff = float((Y > 0).sum())
-            delta = (n_eff / 4) / float(Y.sum() * scale)
-            fn = tprob.discrepancy_fn(delta)
-        else:
-            fn = tprob.fit_fn()
-        fields = []
+        fields, deltas = [], []
         for s in range(args.starts):
-            img = out["hio_er_acs"][s, r0 : r0 + h, r0 : r0 + w]
+            phased = out["hio_er_acs"][s]
+            if args.photons > 0:
+                # noise level: expected Poisson amplitude misfit at the counts the phased
+                # estimate predicts (no ground truth involved)
+                rate = torch.fft.fft2(phased, norm="ortho").abs().square() * scale
+                delta = float(poisson_amplitude_variance(rate).sum()) / float(Y.sum() * scale)
+                deltas.append(delta)
+                fn = tprob.discrepancy_fn(delta)
+            else:
+                fn = tprob.fit_fn()
+            img = phased[r0 : r0 + h, r0 : r0 + w]
             v0 = tprob.variables(img.clamp_min(0) + 1e-3 * float(img.abs().max()) if real else img)
             res = ncvx.solve(
                 fn, v0, maxit=args.refine_maxit, print_level=0, limited_mem_size=10, opt_tol=1e-12
             )
-            v = (res.best or res.final).x
+            v = res.final.x
             fields.append(tprob.field(v.clamp_min(0) if real else v))
         out["acs_ncvx"] = torch.stack(fields)
         secs["acs_ncvx"] = time.perf_counter() - t
@@ -226,6 +233,8 @@ def main() -> None:
                 "seconds": secs[meth],
                 "support_hw": [h, w] if "acs" in meth else [B, B],
             }
+            if meth == "acs_ncvx" and deltas:
+                rec["delta"] = deltas
             records.append(rec)
             print(
                 kind,

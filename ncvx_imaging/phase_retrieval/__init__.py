@@ -44,7 +44,7 @@ from .metrics import (
     relative_error_global_phase,
     success,
 )
-from .noise import gaussian_noise, poisson_noise
+from .noise import gaussian_noise, poisson_amplitude_variance, poisson_noise
 
 __all__ = [
     "CDIProblem",
@@ -65,6 +65,7 @@ __all__ = [
     "gaussian_pr_fn",
     "hio_er",
     "orthogonality_init",
+    "poisson_amplitude_variance",
     "poisson_noise",
     "psnr",
     "random_start",

@@ -181,9 +181,10 @@ class CDIProblem:
     ) -> Combined:
         """``min R(x)`` s.t. ``misfit(x) <= delta`` and the folded constraints.
 
-        ``delta`` is the noise level in the units of :meth:`misfit` (for Poisson counts ``c``
-        with ``y = c / scale``, the amplitude misfit of the truth is about ``#pixels / (4 sum c)``).
-        ``R`` defaults to isotropic TV of the box image (smoothed, ``eps = 1e-3 max sqrt(y)``).
+        ``delta`` is the noise level in the units of :meth:`misfit`: for Poisson counts ``c``
+        (``y = c / scale``) use ``sum(poisson_amplitude_variance(rate)) / sum(c)`` with ``rate``
+        the counts a phased estimate predicts (about ``#pixels / 4`` over ``sum(c)`` at high
+        counts). ``R`` defaults to isotropic TV of the box image (smoothed, ``eps = 1e-3 max sqrt(y)``).
         """
         if delta <= 0:
             raise ValueError(f"delta must be positive, got {delta}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["gaussian_noise", "poisson_noise"]
+__all__ = ["gaussian_noise", "poisson_amplitude_variance", "poisson_noise"]
 
 
 def gaussian_noise(
@@ -60,3 +60,25 @@ def poisson_noise(
     if return_counts:
         return counts, scale
     return counts / scale
+
+
+def poisson_amplitude_variance(rate: torch.Tensor, *, series_below: float = 50.0) -> torch.Tensor:
+    """``E[(sqrt(c) - sqrt(rate))^2]`` for ``c ~ Poisson(rate)``, elementwise (counts units).
+
+    Tends to 1/4 for large rates (the square root stabilises the variance) and to ``rate`` for
+    small ones. Below ``series_below`` it sums the Poisson series exactly (200 terms); above it
+    uses ``1/4 + 1/(32 rate)``. Summed over pixels with ``rate`` = a model's predicted counts, it
+    is the expected amplitude misfit of the truth: the noise level of the discrepancy form.
+    """
+    if bool((rate < 0).any()):
+        raise ValueError("rates must be non-negative")
+    r = rate.to(torch.float64)
+    out = 0.25 + 1.0 / (32.0 * r.clamp_min(series_below))
+    small = r < series_below
+    if bool(small.any()):
+        k = torch.arange(0, 200, dtype=torch.float64, device=r.device)
+        ls = r[small].unsqueeze(-1)
+        logp = k * torch.log(ls.clamp_min(1e-300)) - ls - torch.lgamma(k + 1)
+        e_sqrt = (torch.exp(logp) * k.sqrt()).sum(-1)
+        out[small] = 2 * r[small] - 2 * r[small].sqrt() * e_sqrt
+    return out.to(rate.dtype)

@@ -162,3 +162,18 @@ def test_noise_models():
         gaussian_noise(y)
     with pytest.raises(ValueError, match="non-negative"):
         poisson_noise(y - 1, 10.0)
+
+
+def test_poisson_amplitude_variance_matches_sampling():
+    from ncvx_imaging.phase_retrieval import poisson_amplitude_variance
+
+    rates = torch.tensor([0.0, 0.1, 1.0, 5.0, 49.0, 51.0, 1e4], dtype=torch.float64)
+    ev = poisson_amplitude_variance(rates)
+    assert float(ev[0]) == 0.0
+    g = torch.Generator().manual_seed(11)
+    c = torch.poisson(rates.expand(200_000, 7).contiguous(), generator=g)
+    mc = (c.sqrt() - rates.sqrt()).square().mean(0)
+    torch.testing.assert_close(ev, mc, atol=0.01, rtol=0.03)
+    assert abs(float(ev[-1]) - 0.25) < 1e-3
+    with pytest.raises(ValueError):
+        poisson_amplitude_variance(-rates - 1)
