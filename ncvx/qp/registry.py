@@ -391,12 +391,33 @@ def _run_daqp(P, q, lb, ub, A, b, x0):
     return np.asarray(x, dtype=np.float64)
 
 
+def _run_quadprog(P, q, lb, ub, A, b, x0):
+    """quadprog's dual active-set solver, called directly: ``min ½xᵀPx + qᵀx`` with the box as
+    ``2k`` inequality rows and the equality row first (``meq``)."""
+    import quadprog
+
+    k = q.shape[0]
+    eye = np.eye(k)
+    blocks = [eye, -eye]
+    rhs = [lb, -ub]
+    meq = 0
+    if A is not None:
+        blocks.insert(0, A)
+        rhs.insert(0, b)
+        meq = A.shape[0]
+    C = np.ascontiguousarray(np.vstack(blocks).T)
+    x = quadprog.solve_qp(np.ascontiguousarray(P), -q, C, np.concatenate(rhs), meq)[0]
+    return np.asarray(x, dtype=np.float64)
+
+
 def runner(name: str) -> Runner:
     """The adapter of backend ``name`` (see the module docstring for its signature)."""
     if name == "piqp":
         return _run_piqp
     if name == "daqp":
         return _run_daqp
+    if name == "quadprog":
+        return _run_quadprog
     if name == "osqp":
         return _run_osqp
     if name == "gurobi":
