@@ -88,7 +88,8 @@ def nonblind_task(n: int, kname: str, sigma: float, maxit: int) -> tuple[dict, d
     out = deconv_tv_discrepancy(P.y, P.k, sigma, tau=1.0, maxit=maxit, limited_mem_size=20)
     rec["methods"]["ncvx_tv_discrepancy"] = {
         **_scores(out.x, P.x), "seconds": out.seconds, "status": int(out.result.status),
-        "iters": out.result.iters, "misfit_ratio": out.misfit_ratio, "tau": 1.0,
+        "iters": out.iterations, "restarts": out.restarts, "misfit_ratio": out.misfit_ratio,
+        "tau": 1.0,
         "box_violation": float(torch.relu(out.x - 1).max() + torch.relu(-out.x).max()),
     }
     arrays["ncvx_tv_discrepancy"] = out.x

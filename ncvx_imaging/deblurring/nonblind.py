@@ -14,7 +14,7 @@ ncvx solves tiny.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -40,14 +40,16 @@ def box_violation(x: torch.Tensor, lo: float = 0.0, hi: float = 1.0) -> torch.Te
 
 @dataclass
 class DeconvResult:
-    """Estimate ``x`` (``(H, W)``), the ncvx result and bookkeeping (seconds, misfit ratio)."""
+    """Estimate ``x`` (``(H, W)``), the (last) ncvx result and bookkeeping: seconds, misfit
+    ratio, total iterations and the number of restarts used."""
 
     x: torch.Tensor
     result: Any
     seconds: float
     sigma: float
     misfit_ratio: float
-    history: list[float] = field(default_factory=list)
+    iterations: int = 0
+    restarts: int = 0
 
 
 def deconv_tv_discrepancy(
@@ -60,6 +62,7 @@ def deconv_tv_discrepancy(
     maxit: int = 500,
     limited_mem_size: int = 20,
     callback: Any = None,
+    restarts: int = 3,
     **options: Any,
 ) -> DeconvResult:
     """Solve the discrepancy-constrained TV problem above with ncvx (L-BFGS-SQP).
@@ -73,6 +76,9 @@ def deconv_tv_discrepancy(
         boundary: ``"circular"`` or ``"valid"`` blur model.
         x0: start (default: ``y``, edge-padded for ``"valid"``).
         maxit, limited_mem_size, callback, options: passed to :func:`ncvx.solve`.
+        restarts: when ncvx stops early at a line-search failure (codes 6-8) with iterations
+            left, start it again from its answer (fresh L-BFGS memory, last penalty parameter),
+            at most this many times; ``maxit`` bounds the total.
     """
     if y.dim() != 2 or k.dim() != 2:
         raise ValueError(f"y and k must be 2-D, got {tuple(y.shape)} and {tuple(k.shape)}")
@@ -111,7 +117,22 @@ def deconv_tv_discrepancy(
     res = ncvx.solve(
         fn, start, maxit=maxit, limited_mem_size=limited_mem_size, callback=callback, **opts
     )
+    used = res.iters
+    n_restarts = 0
+    for _ in range(restarts):
+        if int(res.status) not in (6, 7, 8) or used >= maxit:
+            break
+        again = ncvx.solve(
+            fn, res.x.reshape(start.shape), maxit=maxit - used, limited_mem_size=limited_mem_size,
+            callback=callback, mu0=res.mu, **opts,
+        )
+        used += again.iters
+        n_restarts += 1
+        if again.iters == 0:
+            break
+        res = again
     secs = time.perf_counter() - t0
     x = res.x.reshape(start.shape).to(y.dtype)
     ratio = float(((blur(x, k) - y) ** 2).sum() / (sigma**2 * N))
-    return DeconvResult(x=x, result=res, seconds=secs, sigma=sigma, misfit_ratio=ratio)
+    return DeconvResult(x=x, result=res, seconds=secs, sigma=sigma, misfit_ratio=ratio,
+                        iterations=used, restarts=n_restarts)
