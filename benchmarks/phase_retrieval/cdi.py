@@ -102,7 +102,7 @@ def main() -> None:
     )
     ap.add_argument("--hio-iters", type=int, default=1800)
     ap.add_argument("--er-iters", type=int, default=200)
-    ap.add_argument("--ncvx-maxit", type=int, default=400)
+    ap.add_argument("--ncvx-maxit", type=int, default=400, help="0 skips ncvx from random starts")
     ap.add_argument("--refine-maxit", type=int, default=800)
     ap.add_argument("--dip-maxit", type=int, default=0, help="add the double-DIP method (0: off)")
     ap.add_argument("--seed", type=int, default=0)
@@ -155,7 +155,7 @@ def main() -> None:
         prob = CDIProblem(Y, (r0, r0, B, B), real=real, nonnegative=real, loss="amplitude")
         t = time.perf_counter()
         fields = []
-        for s in range(args.starts):
+        for s in range(args.starts if args.ncvx_maxit > 0 else 0):
             v0 = prob.variables(starts[s, r0 : r0 + B, r0 : r0 + B])
             res = ncvx.solve(
                 prob.fit_fn(),
@@ -167,7 +167,8 @@ def main() -> None:
             )
             v = res.final.x.clamp_min(0) if real else res.final.x
             fields.append(prob.field(v))
-        out["ncvx"] = torch.stack(fields)
+        if fields:
+            out["ncvx"] = torch.stack(fields)
         secs["ncvx"] = time.perf_counter() - t
         t = time.perf_counter()
         acs_starts = starts * tight
@@ -205,7 +206,7 @@ def main() -> None:
             fields.append(tprob.field(v.clamp_min(0) if real else v))
         out["acs_ncvx"] = torch.stack(fields)
         secs["acs_ncvx"] = time.perf_counter() - t
-        methods = list(METHODS)
+        methods = [m for m in METHODS if m in out]
         if args.dip_maxit > 0:
             from ncvx_imaging.phase_retrieval.dip import fit_double_dip
 
