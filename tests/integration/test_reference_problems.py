@@ -10,7 +10,7 @@ Two kinds of tests, parametrized over every problem:
   ``|f - f_opt| <= f_atol + f_rtol |f_opt|`` at the best feasible point (``soln.best`` when the
   solver reports one, else ``soln.final``). A missing solver makes these fail, not skip.
 
-Problems flagged ``slow`` (the N = 200 SVM) run only with ``-m slow``.
+Problems flagged ``slow`` run only with ``-m slow`` (none at present).
 """
 
 from __future__ import annotations
