@@ -52,7 +52,8 @@ MEANING: dict[str, str] = {
     "viol_ineq_tol": "feasibility tolerance on max(ci, 0) (max-norm)",
     "viol_eq_tol": "feasibility tolerance on \\|ce\\| (max-norm)",
     "ngrad": "capacity of the gradient-sample cache used by the stationarity measure. None: "
-    "min(100, 2n, n + 10)",
+    "min(100, 2n, n + 10), lowered so the cache stays within 256 MiB (a sample of a "
+    "million-variable problem with two constraints is 32 MB); an explicit value is used as given",
     "evaldist": "radius: cached iterates within this (true Euclidean) distance of x contribute "
     "their gradients to the stationarity measure",
     "maxit": "maximum number of accepted iterations (code 4)",

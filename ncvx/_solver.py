@@ -35,6 +35,10 @@ logger = logging.getLogger("ncvx")
 Observer = Callable[[IterationRecord], Any]
 
 
+#: Memory budget of the gradient-sample cache when ``ngrad`` is left at its default.
+SAMPLE_CACHE_BYTES = 256 * 2**20
+
+
 class _Stop(Exception):
     """Internal: ends the loop with a status."""
 
@@ -158,7 +162,11 @@ class BFGSSQP:
         self.point = point
         self.hessian = self.make_hessian(dtype, device)
         self.apply_H_qp = self._qp_operator()
-        self.cache = NeighborhoodCache(o.resolved_ngrad(self.n), o.evaldist)
+        self.cache = NeighborhoodCache(
+            o.resolved_ngrad(self.n),
+            o.evaldist,
+            max_bytes=None if o.ngrad is not None else SAMPLE_CACHE_BYTES,
+        )
         lowest, highest = o.min_fallback_level, o.max_fallback_level
         if not self.constrained:
             lowest, highest = max(lowest, 2), max(lowest, highest, 2)

@@ -10,7 +10,11 @@ what the triangle-inequality bounds of the reference implementation were meant t
 
 from __future__ import annotations
 
+import logging
+
 import torch
+
+logger = logging.getLogger(__name__)
 
 
 class NeighborhoodCache:
@@ -19,11 +23,16 @@ class NeighborhoodCache:
     Args:
         capacity: number of samples kept (``ngrad``), at least 1.
         radius: sampling radius (``evaldist``), in the units of ``x``.
+        max_bytes: if given, the capacity is lowered on the first push so that the stored
+            samples take at most this many bytes (at least one sample is kept). With a million
+            variables and two constraints one sample is 32 MB, and 100 of them would not fit
+            a 2 GiB budget.
     """
 
-    def __init__(self, capacity: int, radius: float) -> None:
+    def __init__(self, capacity: int, radius: float, max_bytes: int | None = None) -> None:
         self.capacity = max(1, int(capacity))
         self.radius = radius
+        self.max_bytes = max_bytes
         self._x: torch.Tensor | None = None  # (capacity, n)
         self._grads: torch.Tensor | None = None  # (capacity, 1 + m, n)
         self._count = 0
@@ -35,6 +44,17 @@ class NeighborhoodCache:
     def push(self, x: torch.Tensor, grads: torch.Tensor) -> None:
         """Store an iterate ``x`` (``(n,)``) and its gradient set ``grads`` (``(1+m, n)``)."""
         if self._x is None:
+            if self.max_bytes is not None:
+                per_sample = (x.numel() + grads.numel()) * grads.element_size()
+                fits = max(1, self.max_bytes // max(per_sample, 1))
+                if fits < self.capacity:
+                    logger.info(
+                        "gradient-sample cache capped at %d samples (%d MB each) by its memory "
+                        "budget; set ngrad to override",
+                        fits,
+                        per_sample // 2**20,
+                    )
+                    self.capacity = int(fits)
             self._x = x.new_empty((self.capacity, *x.shape))
             self._grads = grads.new_empty((self.capacity, *grads.shape))
         assert self._grads is not None

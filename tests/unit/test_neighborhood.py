@@ -123,3 +123,16 @@ def test_capacity_at_least_one():
     cache.push(torch.zeros(1, dtype=F64), _grads(3, n=1))
     cache.push(torch.zeros(1, dtype=F64), _grads(4, n=1))
     assert _tags(cache.neighbours(torch.zeros(1, dtype=F64))) == [4.0]
+
+
+def test_memory_budget_caps_the_capacity():
+    n, m = 50, 2
+    per_sample = (n + (1 + m) * n) * 8  # x and its gradient set, float64
+    cache = NeighborhoodCache(100, 1e9, max_bytes=3 * per_sample + 7)
+    for k in range(5):
+        cache.push(torch.zeros(n, dtype=F64), torch.full((1 + m, n), float(k), dtype=F64))
+    assert cache.capacity == 3
+    assert _tags(cache.neighbours(torch.zeros(n, dtype=F64))) == [4.0, 3.0, 2.0]
+    tiny = NeighborhoodCache(100, 1e9, max_bytes=1)  # below one sample: one is still kept
+    tiny.push(torch.zeros(n, dtype=F64), torch.zeros(1 + m, n, dtype=F64))
+    assert tiny.capacity == 1
