@@ -177,3 +177,24 @@ def test_poisson_amplitude_variance_matches_sampling():
     assert abs(float(ev[-1]) - 0.25) < 1e-3
     with pytest.raises(ValueError):
         poisson_amplitude_variance(-rates - 1)
+
+
+@pytest.mark.cuda
+def test_models_and_metrics_on_cuda_float32():
+    from ncvx_imaging.phase_retrieval import align_fourier, relative_error_global_phase
+
+    dev = torch.device("cuda")
+    model = GaussianMeasurement.random(40, 8, complex_valued=True, dtype=torch.float32, device=dev)
+    x = torch.randn(3, 8, dtype=torch.complex64, device=dev)
+    y = model(x)
+    assert y.device.type == "cuda" and y.dtype == torch.float32
+    assert float(relative_error_global_phase(1j * x, x).max()) < 1e-5
+    ff = FarField((8, 8), (16, 16))
+    obj = torch.rand(2, 8, 8, device=dev)
+    field = ff.pad(obj)
+    Y = ff(obj)
+    assert Y.device.type == "cuda"
+    _, err = align_fourier(torch.roll(field, (3, 2), (-2, -1)), field)
+    assert float(err.max()) < 1e-5
+    cdp = CodedDiffraction.random(2, (8, 8), dtype=torch.float32, device=dev)
+    assert cdp(obj).device.type == "cuda"
