@@ -107,11 +107,12 @@ class MinDistanceConfig(SolverConfig):
     ``versus_top`` (untargeted only): also solve, for each of the ``versus_top`` classes with the
     highest clean logits, the problem with the smooth constraint ``z_y − z_j + κ <= 0`` (being
     misclassified is "some ``z_j`` exceeds ``z_y``", so the untargeted minimum is the minimum of
-    these per-class minima) and keep the best point. Costs one more solve per class.
+    these per-class minima) and keep the best point. Costs one more solve per class; default 2
+    (measured on digits: median L2/L∞ radius 1.052/1.066× FAB's with 0, 0.992/1.026× with 2).
     """
 
     confidence: float = 1e-4
-    versus_top: int = 0
+    versus_top: int = 2
 
     def __post_init__(self) -> None:
         super().__post_init__()
