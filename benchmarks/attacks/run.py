@@ -185,13 +185,16 @@ def part_min(
     return out
 
 
-def part_maxloss(n: int, eps_linf: float, eps_l2: float) -> dict[str, Any]:
+def part_maxloss(
+    n: int, eps_linf: float, eps_l2: float, restarts: int = 2, loss: str = "margin",
+    baselines: bool = True,
+) -> dict[str, Any]:
     model, x, y, acc = setup(n)
-    fb, ta = _foolbox(), _torchattacks()
+    fb, ta = (_foolbox(), _torchattacks()) if baselines else (None, None)
     out: dict[str, Any] = {"n": len(y), "test_accuracy": acc, "norms": {}}
     for p, eps in (("linf", eps_linf), ("l2", eps_l2)):
         rows: dict[str, Any] = {"eps": eps}
-        cfg = MaxLossConfig(distance=p, eps=eps, loss="margin")
+        cfg = MaxLossConfig(distance=p, eps=eps, loss=loss, restarts=restarts)  # type: ignore[arg-type]
         res, secs = _timed(lambda cfg=cfg: max_loss_attack(model, x, y, cfg))
         rec = recheck(model, x, y, res.x_adv, p, eps)
         rec.update(seconds_per_example=secs / len(y), status=[e.status_name for e in res.examples])
@@ -292,13 +295,18 @@ def main() -> None:
     ap.add_argument("--eps-l2", type=float, default=0.5)
     ap.add_argument("--eps-feature", type=float, default=0.05)
     ap.add_argument("--eps-ssim", type=float, default=0.05)
+    ap.add_argument("--restarts", type=int, default=2, help="max-loss restarts")
+    ap.add_argument("--loss", default="margin", choices=["margin", "ce"], help="max-loss loss")
+    ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--tag", default="")
     args = ap.parse_args()
     t0 = time.perf_counter()
     if args.part == "min":
         out = part_min(args.n, args.norms.split(","), args.maxit, args.max_seconds, args.versus_top)
     elif args.part == "maxloss":
-        out = part_maxloss(args.n, args.eps_linf, args.eps_l2)
+        out = part_maxloss(
+            args.n, args.eps_linf, args.eps_l2, args.restarts, args.loss, not args.no_baselines
+        )
     else:
         out = part_perceptual(args.n, args.eps_feature, args.eps_ssim)
     out["meta"] = {
