@@ -92,11 +92,6 @@ def test_nonblind_discrepancy_improves_psnr_and_is_feasible() -> None:
     assert float(psnr(out.x, P.x)) > float(psnr(P.y, P.x)) + 1.0
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="ncvx core regression at 9d05d06 (QP layer: PIQP/DAQP called directly): this convex "
-    "problem stops at TV 63.6 after 150 iterations (45.4 before, within 3 % of the reference)",
-)
 def test_nonblind_discrepancy_reaches_the_reference_optimum() -> None:
     P, out = _tiny_nonblind()
     # same problem by the primal-dual reference: TV values agree within a few percent
