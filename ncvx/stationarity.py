@@ -182,6 +182,10 @@ def _solve_subset(
 ) -> torch.Tensor:
     Gt = cols.Gt[torch.as_tensor(idx, device=cols.Gt.device)]
     HGt = op(Gt.T) if op is not None else Gt.T  # (n, k)
+    if len(idx) == 1 and cols.is_f[idx[0]] and cols.mu != 0:
+        # one objective column (an unconstrained problem with one distinct sample): the sum
+        # constraint fixes y = mu, no QP to solve
+        return -cols.mu * HGt[:, 0]
     gram = Gt @ HGt
     gram = 0.5 * (gram + gram.T)
     is_f = cols.is_f[idx]

@@ -171,12 +171,15 @@ class _FailingQP:
 def test_stationarity_qp_fallbacks():
     point = _point(lambda x: ((x**2).sum(), None, None), torch.tensor([1.0, -2.0], dtype=F64))
     H = 4.0 * torch.eye(2, dtype=F64)
-    ok = stationarity(point, _samples_of(point), lambda v: H @ v, _FailingQP(0))
+    grad = point.ev.grad_f
+    # two samples g and 2g (one alone needs no QP): the shortest combination is g itself
+    samples = torch.stack([grad, 2.0 * grad])[:, None, :]
+    ok = stationarity(point, samples, lambda v: H @ v, _FailingQP(0))
     assert ok.qp_form == 1 and ok.value == pytest.approx(4 * math.sqrt(20), rel=1e-7)
-    with_identity = stationarity(point, _samples_of(point), lambda v: H @ v, _FailingQP(1))
+    with_identity = stationarity(point, samples, lambda v: H @ v, _FailingQP(1))
     assert with_identity.qp_form == 2
     assert with_identity.value == pytest.approx(math.sqrt(20), rel=1e-7)
-    failed = stationarity(point, _samples_of(point), lambda v: H @ v, _FailingQP(2))
+    failed = stationarity(point, samples, lambda v: H @ v, _FailingQP(2))
     assert failed.qp_form == -1 and math.isinf(failed.value) and failed.d is None
 
 
@@ -407,3 +410,15 @@ def test_steering_working_set_gives_the_full_qp_direction(n, m_i, seed, mu, spre
     d_full = -res.mu * H @ point.ev.grad_f - H @ C.T @ torch.as_tensor(y)
     assert model <= _primal(at, Hinv, d_full) + 1e-8 * (1 + abs(model))
     torch.testing.assert_close(res.d, d_full, rtol=1e-5, atol=1e-7)
+
+
+def test_unconstrained_single_sample_needs_no_qp():
+    """One objective column: y = mu is forced, so no QP is solved (a QP that always fails
+    must not be called)."""
+    g = torch.Generator().manual_seed(3)
+    fn, _ = _random_problem(3, 4, 0, 0)
+    point = _point(fn, torch.randn(4, generator=g, dtype=F64), mu=0.7)
+    H = _spd(4, g)
+    res = stationarity(point, _samples_of(point), lambda v: H @ v, _FailingQP(10**9))
+    assert res.qp_form == 1
+    torch.testing.assert_close(res.d, -0.7 * H @ point.ev.grad_f)
