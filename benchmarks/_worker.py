@@ -472,7 +472,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
 
     t_build = time.perf_counter()
     var_spec, combined_fn, opts, meta = problems.build(
-        spec["builder"], struct, **spec.get("params", {})
+        spec["builder"], struct, device=device, **spec.get("params", {})
     )
     build_s = time.perf_counter() - t_build
     runs = meta.get("path") or [(combined_fn, opts)]

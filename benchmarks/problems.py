@@ -17,6 +17,7 @@ solved one after the other (the record sums their iterations, evaluations and ti
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable
@@ -94,9 +95,12 @@ def _dictionary_data(n: int, theta: float = 0.3) -> tuple[torch.Tensor, torch.Te
     return torch.tensor(Y, dtype=DOUBLE), torch.tensor(q0, dtype=DOUBLE)
 
 
-def a3_dictionary_learning(struct: type, n: int = 30, maxit: int = 500) -> Built:
+def a3_dictionary_learning(
+    struct: type, n: int = 30, maxit: int = 500, device: str = "cpu"
+) -> Built:
     """A3: ``(1/m)‖qᵀY‖₁`` s.t. ``qᵀq = 1``; m = 10·n² samples (n = 30 documented)."""
     Y, q0 = _dictionary_data(n)
+    Y = Y.to(device)
     m = Y.shape[1]
 
     def combined_fn(X):
@@ -241,13 +245,16 @@ def svm_data(n: int, d: int = 20, seed: int = 0) -> tuple[torch.Tensor, torch.Te
     return X, y
 
 
-def svm_soft_margin(struct: type, n: int = 200, d: int = 20, C: float = 10.0) -> Built:
+def svm_soft_margin(
+    struct: type, n: int = 200, d: int = 20, C: float = 10.0, device: str = "cpu"
+) -> Built:
     """Soft-margin SVM (primal): ``½‖w‖² + (C/n)Σζ`` s.t. ``y_i(x_iᵀw + b) ≥ 1 − ζ_i``, ``ζ ≥ 0``.
 
     2n scalar inequalities (one per sample plus ζ ≥ 0), n + d + 1 variables, a convex QP
     (smooth), so SLSQP/IPOPT are fair peers. x0: w = 0, b = 0, ζ = 1 (feasible).
     """
     X, y = svm_data(n, d)
+    X, y = X.to(device), y.to(device)
 
     def combined_fn(V):
         w, b, zeta = V.w, V.b, V.zeta
@@ -338,7 +345,9 @@ def prepare_digits_cnn(seconds: float = 10.0, path: Path = CNN_CACHE) -> dict[st
     return out
 
 
-def cnn_linf_attack(struct: type, fold_box: bool = False, maxit: int = 100) -> Built:
+def cnn_linf_attack(
+    struct: type, fold_box: bool = False, maxit: int = 100, device: str = "cpu"
+) -> Built:
     """Minimum-distance L∞ attack on :class:`DigitsCNN` with a slack ``t``.
 
     ``min t`` s.t. ``−t ≤ x' − x ≤ t`` (2·784 inequalities), ``z_y(x') − max_{i≠y} z_i(x') ≤ 0``
@@ -349,10 +358,10 @@ def cnn_linf_attack(struct: type, fold_box: bool = False, maxit: int = 100) -> B
     data = prepare_digits_cnn()
     model = DigitsCNN().double()
     model.load_state_dict(data["state"])
-    model.eval()
+    model.eval().to(device)
     for p in model.parameters():
         p.requires_grad_(False)
-    x = data["image"]
+    x = data["image"].to(device)
     label = int(data["label"])
 
     def combined_fn(V):
@@ -371,7 +380,7 @@ def cnn_linf_attack(struct: type, fold_box: bool = False, maxit: int = 100) -> B
         return t.sum(), ci, None
 
     var_spec = {"x_adv": [1, 1, 28, 28], "t": [1, 1]}
-    x0 = torch.cat([x.reshape(-1, 1), torch.zeros(1, 1, dtype=DOUBLE)])
+    x0 = torch.cat([x.reshape(-1, 1).cpu(), torch.zeros(1, 1, dtype=DOUBLE)])
     m_i = 2 * 784 + 1 + (1 if fold_box else 2 * 784)
     opts = {"x0": x0, "maxit": maxit}
     return var_spec, combined_fn, opts, _meta(var_spec, m_i, 0)
@@ -393,7 +402,9 @@ def synthetic_image(side: int, sigma: float = 0.1, seed: int = 0) -> tuple[torch
     return clean, noisy
 
 
-def tv_denoise(struct: type, n: int = 10_000, maxit: int = 20, memory: int = 10) -> Built:
+def tv_denoise(
+    struct: type, n: int = 10_000, maxit: int = 20, memory: int = 10, device: str = "cpu"
+) -> Built:
     """Constrained TV denoising of a synthetic ``√n × √n`` image with L-BFGS(``memory``).
 
     ``min TV(x)`` (anisotropic, l1 of horizontal and vertical differences) s.t. the
@@ -403,13 +414,14 @@ def tv_denoise(struct: type, n: int = 10_000, maxit: int = 20, memory: int = 10)
     side = round(math.sqrt(n))
     sigma = 0.1
     _, b = synthetic_image(side, sigma)
-    b_mean = b.mean()
+    b_device = b.to(device)
+    b_mean = b_device.mean()
 
     def combined_fn(V):
         x = V.x
         tv = (x[1:, :] - x[:-1, :]).abs().sum() + (x[:, 1:] - x[:, :-1]).abs().sum()
         ci = struct()
-        ci.discrepancy = ((x - b) ** 2).mean() - sigma**2
+        ci.discrepancy = ((x - b_device) ** 2).mean() - sigma**2
         ce = struct()
         ce.mean = x.mean() - b_mean
         return tv, ci, ce
@@ -435,12 +447,20 @@ BUILDERS: dict[str, Callable[..., Built]] = {
 }
 
 
-def build(builder: str, struct: type, **params: Any) -> Built:
-    """Build a problem by builder name (the name is what crosses the process boundary)."""
+def build(builder: str, struct: type, device: str = "cpu", **params: Any) -> Built:
+    """Build a problem by builder name (the name is what crosses the process boundary).
+
+    ``device``: where the problem's data (matrices, networks) live; builders that do not take
+    a ``device`` argument only run on the CPU.
+    """
     try:
         fn = BUILDERS[builder]
     except KeyError:
         raise ValueError(f"unknown builder {builder!r}; known: {sorted(BUILDERS)}") from None
+    if device != "cpu":
+        if "device" not in inspect.signature(fn).parameters:
+            raise ValueError(f"builder {builder!r} builds CPU data only (no device argument)")
+        params = {**params, "device": device}
     return fn(struct, **params)
 
 

@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         arrays[f"{name}_latent"] = x.cpu()
         arrays[f"{name}_kernel"] = k.cpu()
         print(name, json.dumps(rec["methods"][name]), flush=True)
+        (out / "gpu.json").write_text(json.dumps(rec, indent=1))  # kept if a later step is cut
 
     p, _ = psnr_aligned(P.y, P.x, shift)
     rec["methods"]["blurry"] = {"psnr": p}
