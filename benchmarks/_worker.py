@@ -531,8 +531,14 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     warmup_s = None
     if spec.get("warmup", True):
         warmup_s = 0.0
-        for name, params in (("A1", {}), ("B3", {"d": 2})):
-            w_spec, w_fn, w_opts, _ = problems.build(name, struct, **params)
+        # off the CPU, two problems whose data follow the device (and set up its context)
+        warmups = (
+            (("A1", {}), ("B3", {"d": 2}))
+            if device == "cpu"
+            else (("tv_denoise", {"n": 400}), ("svm", {"n": 20}))
+        )
+        for name, params in warmups:
+            w_spec, w_fn, w_opts, _ = problems.build(name, struct, device=device, **params)
             warmup_s += solve_once(w_spec, w_fn, {**w_opts, "maxit": 5})[0]
         clock.seconds.clear()
         clock.calls.clear()

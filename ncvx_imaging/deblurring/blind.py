@@ -152,7 +152,7 @@ def blind_deblur(
     if k0 is None:
         sd = init_sd if init_sd is not None else max(min(kh, kw) / 10, 0.5)
         m = min(kh, kw) // 2 * 2 + 1
-        k0 = pad_kernel(gaussian_kernel(m, sd, dtype=y.dtype), (kh, kw))
+        k0 = pad_kernel(gaussian_kernel(m, sd, dtype=y.dtype), (kh, kw)).to(y.device)
     if x0 is None:
         x0 = pad_latent(y, (kh, kw))
     ks = float(y.numel()) ** 0.5 if kernel_scale is None else float(kernel_scale)
@@ -162,7 +162,7 @@ def blind_deblur(
     t0 = time.perf_counter()
     res = ncvx.solve(
         fn,
-        {"x": x0.to(y.dtype), "k": ks * k0.to(y.dtype)},
+        {"x": x0.to(y), "k": ks * k0.to(y)},
         maxit=maxit,
         limited_mem_size=limited_mem_size,
         callback=callback,
@@ -321,8 +321,8 @@ def blind_deblur_am(
         ):
             levels += 1
     t0 = time.perf_counter()
-    x: torch.Tensor | None = None if x0 is None else x0.to(y.dtype).clone()
-    k: torch.Tensor | None = None if k0 is None else project_simplex(k0.to(y.dtype))
+    x: torch.Tensor | None = None if x0 is None else x0.to(y).clone()
+    k: torch.Tensor | None = None if k0 is None else project_simplex(k0.to(y))
     res: Any = None
     for lev in range(levels, -1, -1):
         f = 2**lev
@@ -330,7 +330,7 @@ def blind_deblur_am(
         ks = kernel_size if lev == 0 else _odd(kernel_size / f)
         if x is None or k is None:
             m = min(ks, 7) // 2 * 2 + 1
-            k = pad_kernel(gaussian_kernel(m, init_sd, dtype=y.dtype), (ks, ks))
+            k = pad_kernel(gaussian_kernel(m, init_sd, dtype=y.dtype), (ks, ks)).to(y.device)
             x = pad_latent(y_l, (ks, ks))
         else:
             inner = _resize(crop_latent(x, tuple(k.shape)), tuple(y_l.shape))

@@ -135,11 +135,12 @@ def blind_deblur_dip(
     shape = (y.shape[0] + kh - 1, y.shape[1] + kw - 1)
     if net is None or z is None:
         net, z = _default_net(shape, y.dtype, seed)
+        net, z = net.to(y.device), z.to(y.device)
     m = min(kh, kw, 7) // 2 * 2 + 1
-    k0 = pad_kernel(gaussian_kernel(m, init_sd, dtype=y.dtype), (kh, kw))
+    k0 = pad_kernel(gaussian_kernel(m, init_sd, dtype=y.dtype), (kh, kw)).to(y.device)
     N = y.numel()
     bound = tau * sigma**2 * N
-    model = BlindDIP(net, z, k0, kernel_scale=float(N) ** 0.5).to(y.dtype)
+    model = BlindDIP(net, z, k0, kernel_scale=float(N) ** 0.5).to(y)
     log: list[tuple] = []
     t0 = time.perf_counter()
 
@@ -234,9 +235,10 @@ def double_dip_naive(
     shape = (y.shape[0] + kh - 1, y.shape[1] + kw - 1)
     if net is None or z is None:
         net, z = _default_net(shape, y.dtype, seed)
+        net, z = net.to(y.device), z.to(y.device)
     gen = torch.Generator().manual_seed(seed + 1)
-    kg = KernelMLP((kh, kw)).to(y.dtype)
-    zk = torch.rand(kg.in_features, generator=gen, dtype=y.dtype)
+    kg = KernelMLP((kh, kw)).to(y)
+    zk = torch.rand(kg.in_features, generator=gen, dtype=y.dtype).to(y.device)
     opt = torch.optim.Adam(
         [{"params": net.parameters(), "lr": lr}, {"params": kg.parameters(), "lr": kernel_lr}]
     )

@@ -127,8 +127,8 @@ def center_kernel(k: torch.Tensor) -> torch.Tensor:
     tot = w.sum()
     if float(tot) <= 0:
         raise ValueError("kernel has no positive mass")
-    r = (w.sum(dim=-1) * torch.arange(kh, dtype=k.dtype)).sum() / tot
-    c = (w.sum(dim=-2) * torch.arange(kw, dtype=k.dtype)).sum() / tot
+    r = (w.sum(dim=-1) * torch.arange(kh, dtype=k.dtype, device=k.device)).sum() / tot
+    c = (w.sum(dim=-2) * torch.arange(kw, dtype=k.dtype, device=k.device)).sum() / tot
     dr = kh // 2 - round(float(r))
     dc = kw // 2 - round(float(c))
     return torch.roll(k, shifts=(dr, dc), dims=(-2, -1))

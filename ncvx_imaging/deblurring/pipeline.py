@@ -55,7 +55,7 @@ def blind_deblur_constrained(
     warm = double_dip_naive(y, kernel_size, iters=warmup_iters, seed=seed, net=net, z=z,
                             stop_mse=tau * sigma**2)
     am = blind_deblur_am(y, kernel_size, sigma, tau, outer=outer,
-                         x0=warm.x.to(y.dtype).clamp(0, 1), k0=warm.k.to(y.dtype))
+                         x0=warm.x.to(y).clamp(0, 1), k0=warm.k.to(y))
     final = deconv_tv_discrepancy(y, am.k, sigma, tau, boundary="valid", x0=am.x.clamp(0, 1),
                                   maxit=final_maxit)
     if stages is not None:
