@@ -26,6 +26,7 @@ __all__ = [
     "RestartResult",
     "data_misfit",
     "gaussian_pr_fn",
+    "real_projection",
     "solve_with_restarts",
     "to_complex",
     "total_variation",
@@ -44,6 +45,30 @@ def to_complex(v: torch.Tensor, complex_valued: bool) -> torch.Tensor:
         raise ValueError(f"a complex signal needs an even number of reals, got {v.shape[-1]}")
     k = v.shape[-1] // 2
     return torch.complex(v[..., :k], v[..., k:])
+
+
+def real_projection(
+    z: torch.Tensor, nonnegative: bool = True, signal_ndim: int = 2
+) -> torch.Tensor:
+    """Nearest real (``>= 0``) signal up to a global phase: ``max(Re(c z), 0)`` per signal.
+
+    Used after solving a real problem in complex variables (the *complex lift*): ``c`` is the
+    unit scalar that makes ``c z`` as real as possible (``c^2 = conj(sgn(sum z^2))``, the
+    minimiser of ``||Im(c z)||``); of the two roots ``+-c`` the one giving the larger positive
+    part (``sum Re(c z) >= 0``) is kept when ``nonnegative``. ``z``: ``(..., *signal)`` complex
+    (a real input passes through the clamp only). Returns the real dtype of ``z``.
+    """
+    if not z.is_complex():
+        return z.clamp_min(0) if nonnegative else z
+    dims = tuple(range(z.ndim - signal_ndim, z.ndim))
+    s = (z * z).sum(dim=dims, keepdim=True)
+    c = torch.sgn(s).conj().sqrt()
+    c = torch.where(s == 0, torch.ones_like(c), c)
+    x = (z * c).real
+    if nonnegative:
+        flip = x.sum(dim=dims, keepdim=True) < 0
+        x = torch.where(flip, -x, x).clamp_min(0)
+    return x
 
 
 def data_misfit(
@@ -142,10 +167,13 @@ class CDIProblem:
         return z.reshape(*z.shape[:-1], h, w)
 
     def variables(self, img: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`image`: box image ``(..., h, w)`` -> ``(..., nvar)`` reals."""
+        """Inverse of :meth:`image`: box image ``(..., h, w)`` -> ``(..., nvar)`` reals (a real
+        image is a valid start of a complex problem: zero imaginary part)."""
         flat = img.reshape(*img.shape[:-2], -1)
         if self.real:
             return flat.real if flat.is_complex() else flat
+        if not flat.is_complex():
+            return torch.cat([flat, torch.zeros_like(flat)], dim=-1)
         return torch.cat([flat.real, flat.imag], dim=-1)
 
     def field(self, v: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ from ncvx_imaging.phase_retrieval import (
     align_fourier,
     data_misfit,
     gaussian_pr_fn,
+    real_projection,
     relative_error_global_phase,
     solve_with_restarts,
     to_complex,
@@ -149,3 +150,43 @@ def test_double_dip_decreases_misfit():
     assert float(after) < 0.9 * float(before)
     real = DoubleDIP((16, 16), real=True, width=4)()
     assert not real.is_complex() and bool((real >= 0).all())
+
+
+def test_real_projection_undoes_a_global_phase():
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(4, 5, 6, dtype=torch.float64, generator=g)
+    ph = torch.tensor([0.0, 0.7, torch.pi, -2.0], dtype=torch.float64).view(4, 1, 1)
+    torch.testing.assert_close(real_projection(x * torch.exp(1j * ph)), x)  # incl. phase pi
+    # the root is the one with the larger positive part; without the sign rule -x may come back
+    z = -x[0] * (1 + 0j)
+    torch.testing.assert_close(real_projection(z), x[0])
+    assert bool((real_projection(z, nonnegative=False) - x[0]).abs().max() < 1e-12) or bool(
+        (real_projection(z, nonnegative=False) + x[0]).abs().max() < 1e-12
+    )
+    # the imaginary residue is removed, negative parts clamped, real input only clamped
+    w = torch.tensor([[1.0 + 0.5j, -0.2 - 0.1j]], dtype=torch.complex128)
+    out = real_projection(w)
+    assert out.dtype == torch.float64 and float(out.min()) >= 0
+    torch.testing.assert_close(
+        real_projection(torch.tensor([[-1.0, 2.0]])), torch.tensor([[0.0, 2.0]])
+    )
+    torch.testing.assert_close(
+        real_projection(torch.zeros(2, 2, dtype=torch.complex128)),
+        torch.zeros(2, 2, dtype=torch.float64),
+    )
+
+
+def test_complex_lift_recovers_a_real_object():
+    """A real object solved in complex variables (no realness/sign constraint) and projected back
+    is recovered exactly: the lift keeps the solution set (up to a global phase)."""
+    ff, obj, y = small_cdi(real=True)
+    prob = CDIProblem(y, (3, 4, 6, 6), real=False, nonnegative=False, loss="amplitude")
+    assert prob.nvar == 2 * 36
+    g = torch.Generator().manual_seed(8)
+    v0 = prob.variables(obj * torch.exp(torch.tensor(0.4j, dtype=torch.complex128)))
+    v0 = v0 + 0.02 * torch.randn(prob.nvar, dtype=torch.float64, generator=g)
+    res = ncvx.solve(prob.fit_fn(), v0, maxit=200, print_level=0, opt_tol=1e-12)
+    x = real_projection(prob.field(res.final.x))
+    assert x.dtype == torch.float64 and tuple(x.shape) == (16, 16)
+    _, err = align_fourier(x, ff.pad(obj))
+    assert float(err) < 1e-5
