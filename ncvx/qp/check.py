@@ -50,6 +50,11 @@ GAP_FLOOR = 1e-6
 #: worst, so this also covers pure bisection down to float resolution).
 _NEWTON_STEPS = 200
 
+_EPS = float(np.finfo(np.float64).eps)
+
+#: Kinks evaluated per vectorised round of :func:`best_multiplier`'s bracketing.
+_KNOT_BATCH = 32
+
 
 def reduced_linear_term(problem: QPProblem) -> tuple[np.ndarray, float]:
     """``(q - c·a, c)`` with ``c`` the mid-range of ``q_i / a_i`` over ``a_i ≠ 0``.
@@ -124,20 +129,42 @@ def best_multiplier(
     kink_lo = (xs - gs - lo_b) / aa  # then gs_i + aa_i ν, and xs_i - lo_i (its maximum) after
 
     def balance(nu: float) -> tuple[float, float]:
-        """``max r + min r`` at ``nu`` and its slope there (right derivative)."""
+        """``max r + min r`` at ``nu`` and its slope there (right derivative); a value at the
+        rounding level of its terms is returned as exactly 0."""
         r = _natural_residual(xs, gs + aa * nu, lo_b, hi_b)
         i, j = int(np.argmax(r)), int(np.argmin(r))
         slope = sum(aa[t] if kink_hi[t] <= nu < kink_lo[t] else 0.0 for t in (i, j))
-        return float(r[i] + r[j]), slope
+        value = float(r[i] + r[j])
+        noise = 4.0 * _EPS * sum(abs(xs[t]) + abs(gs[t]) + abs(aa[t] * nu) for t in (i, j))
+        return (0.0 if abs(value) <= noise else value), slope
 
     lo, hi = float(np.min(kink_hi)), float(np.max(kink_lo))
     if balance(lo)[0] >= 0.0:
         return lo
     if balance(hi)[0] <= 0.0:
         return hi
-    # The balance is piecewise linear and non-decreasing: Newton steps on the current piece,
-    # kept inside a shrinking bracket (bisection when a step leaves it), end on the exact root
-    # in a few O(k) evaluations.
+    # Bracket the root between two consecutive kinks, evaluating the balance at a batch of
+    # kinks at once (a few vectorised rounds instead of a dozen scalar Newton steps)...
+    knots = np.unique(np.concatenate([kink_hi, kink_lo]))
+    i_lo, i_hi = 0, len(knots) - 1  # balance(knots[i_lo]) < 0 < balance(knots[i_hi])
+    while i_hi - i_lo > 1:
+        idx = np.unique(np.linspace(i_lo, i_hi, _KNOT_BATCH + 2).astype(np.int64))[1:-1]
+        r = xs - np.clip(xs - gs - aa * knots[idx, None], lo_b, hi_b)
+        bal = r.max(axis=1) + r.min(axis=1)
+        up = np.flatnonzero(bal >= 0.0)
+        if up.size == 0:
+            i_lo = int(idx[-1])
+            continue
+        first = int(up[0])
+        if bal[first] == 0.0:
+            return float(knots[idx[first]])
+        i_hi = int(idx[first])
+        if first > 0:
+            i_lo = int(idx[first - 1])
+    lo, hi = max(lo, float(knots[i_lo])), min(hi, float(knots[i_hi]))
+    # ...then, on that piece (every component linear), the balance is a max plus a min of
+    # lines: Newton steps kept inside the shrinking bracket (bisection when a step leaves it)
+    # end on the exact root in a few O(k) evaluations.
     nu = 0.5 * (lo + hi)
     for _ in range(_NEWTON_STEPS):
         value, slope = balance(nu)
@@ -149,8 +176,8 @@ def best_multiplier(
             hi = nu
         step = nu - value / slope if slope > 0.0 else math.nan
         nxt = step if lo < step < hi else 0.5 * (lo + hi)
-        if nxt == nu or not lo < nxt < hi:
-            break
+        if not lo < nxt < hi or abs(nxt - nu) <= 4.0 * _EPS * max(abs(nu), abs(nxt)):
+            break  # rounding level: further steps only move the last bits
         nu = nxt
     return nu
 
@@ -215,6 +242,34 @@ def linearize(problem: QPProblem, x: np.ndarray, nu: float | None = None) -> Lin
     return Linearization(q, c, Px, s, w, spread, mult, g)
 
 
+def _dual_residual(x: np.ndarray, lin: Linearization, lb: np.ndarray, ub: np.ndarray) -> float:
+    s = lin.s
+    return float(np.max(np.abs(_natural_residual(x / s, lin.h / lin.w, lb / s, ub / s))))
+
+
+def kkt_with_linearization(problem: QPProblem, x: np.ndarray) -> tuple[float, Linearization]:
+    """``kkt`` of :func:`kkt_residuals` (multipliers estimated from ``x``) and the
+    :class:`Linearization` it used, for callers that go on working at ``x`` (the polish).
+
+    Args:
+        problem: the QP.
+        x: (k,) finite candidate solution.
+    """
+    lb, ub = problem.lb, problem.ub
+    lin = linearize(problem, x)
+    s = lin.s
+    primal = float(max(np.max((lb - x) / s), np.max((x - ub) / s), 0.0))
+    if problem.A is not None and problem.b is not None:
+        a = problem.A[0]
+        se = float(np.abs(a) @ s)
+        primal = max(primal, abs(float(a @ x) - float(problem.b[0])) / (se if se > 0 else 1.0))
+    z = -lin.h
+    fw_gap = float(np.abs(z) @ _distance_to_pointed_bound(x, z, lb, ub))
+    scale = abs(0.5 * float(x @ lin.Px)) + abs(float(lin.q @ x)) + GAP_FLOOR * float(lin.w @ s)
+    complementarity = fw_gap / scale if scale > 0.0 else (0.0 if fw_gap == 0.0 else np.inf)
+    return max(primal, _dual_residual(x, lin, lb, ub), float(complementarity)), lin
+
+
 def kkt_residuals(
     problem: QPProblem, x: np.ndarray, duals: Mapping[str, np.ndarray] | None = None
 ) -> dict[str, float]:
@@ -250,7 +305,7 @@ def kkt_residuals(
 
     if duals is None:
         lin = linearize(problem, x)
-        dual = float(np.max(np.abs(_natural_residual(x / s, lin.h / lin.w, lb / s, ub / s))))
+        dual = _dual_residual(x, lin, lb, ub)
         z = -lin.h
     else:
         z = np.asarray(duals["z_box"], dtype=np.float64).reshape(-1)

@@ -23,7 +23,14 @@ import numpy as np
 
 from ncvx.errors import QPBackendError
 from ncvx.qp import registry
-from ncvx.qp.check import box_sizes, kkt_residuals, linearize, reduced_linear_term
+from ncvx.qp.check import (
+    Linearization,
+    box_sizes,
+    kkt_residuals,
+    kkt_with_linearization,
+    linearize,
+    reduced_linear_term,
+)
 from ncvx.qp.types import QPProblem, QPSolution
 
 
@@ -110,13 +117,16 @@ def restore_feasibility(problem: QPProblem, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _guess_face(problem: QPProblem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _guess_face(
+    problem: QPProblem, x: np.ndarray, lin: Linearization | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Masks ``(lower, upper)`` of the coordinates taken as active at ``x``.
 
     A coordinate is active at a bound when its scaled projected-gradient step
     ``x_i/s_i - h_i/w_i`` (symbols of :mod:`ncvx.qp.check`) lands on or beyond that bound.
+    ``lin``: the linearization at ``x`` if already known.
     """
-    lin = linearize(problem, x)
+    lin = linearize(problem, x) if lin is None else lin
     step = x / lin.s - lin.h / lin.w
     lower = step <= problem.lb / lin.s
     upper = ~lower & (step >= problem.ub / lin.s)
@@ -124,7 +134,7 @@ def _guess_face(problem: QPProblem, x: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _face_direction(
-    problem: QPProblem, y: np.ndarray, free: np.ndarray
+    problem: QPProblem, y: np.ndarray, free: np.ndarray, lin: Linearization | None = None
 ) -> tuple[np.ndarray, bool] | None:
     """Descent direction (k,) for the free coordinates (zero elsewhere) and whether it is a ray.
 
@@ -134,9 +144,10 @@ def _face_direction(
     is negligible; then, if the component in the null space of ``K`` (zero-curvature directions
     that keep the equality) is significant, the objective decreases linearly along it and it
     is returned as a ray, to be followed up to the first bound. Singular faces are therefore
-    handled exactly. ``None`` when there is nothing left to do on this face.
+    handled exactly. ``None`` when there is nothing left to do on this face. ``lin``: the
+    linearization at ``y`` if already known.
     """
-    lin = linearize(problem, y)
+    lin = linearize(problem, y) if lin is None else lin
     a = None if problem.A is None else problem.A[0]
     PF = problem.P[np.ix_(free, free)]
     diag = np.diag(PF)
@@ -207,30 +218,35 @@ def polish(
     """
     lb, ub = problem.lb, problem.ub
     best_x = x
-    best = kkt_residuals(problem, x)["kkt"] if kkt is None else kkt
+    best, lin_x = kkt_with_linearization(problem, x)
+    if kkt is not None:
+        best = kkt
     stale = 0
+    lin_y = lin_x  # the linearization at the current point y (computed once per point)
 
     def snap(point: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
         return restore_feasibility(problem, np.where(lower, lb, np.where(upper, ub, point)))
 
     def consider(point: np.ndarray) -> None:
-        nonlocal best_x, best, stale
-        res = kkt_residuals(problem, point)["kkt"]
+        nonlocal best_x, best, stale, lin_y
+        res, lin_y = kkt_with_linearization(problem, point)
         if res < best:
             best_x, best, stale = point, res, 0
         else:
             stale += 1
 
-    lower, upper = _guess_face(problem, x)
+    lower, upper = _guess_face(problem, x, lin_x)
     free = ~(lower | upper)
     y = snap(x, lower, upper)
     consider(y)
     for _ in range(rounds):
         if best <= target or stale > patience:
             break
-        found = _face_direction(problem, y, np.flatnonzero(free)) if np.any(free) else None
+        found = (
+            _face_direction(problem, y, np.flatnonzero(free), lin_y) if np.any(free) else None
+        )
         if found is None:  # optimal on this face: guess the face again
-            lower, upper = _guess_face(problem, y)
+            lower, upper = _guess_face(problem, y, lin_y)
             if np.array_equal(~(lower | upper), free):
                 break
             free = ~(lower | upper)

@@ -242,6 +242,26 @@ def test_best_multiplier_minimises_natural_residual(seed: int) -> None:
     assert resid(nu) <= min(resid(v) for v in grid) + 1e-12
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(20, 400))
+def test_best_multiplier_large_rows(seed: int, k: int) -> None:
+    # many kinks: the bracketing takes several vectorised rounds before the Newton steps
+    rng = np.random.default_rng(seed)
+    a = rng.choice([-2.0, 0.0, 0.5, 1.0, 3.0], size=k)
+    lb = -rng.random(k)
+    ub = rng.random(k)
+    x = lb + (ub - lb) * rng.random(k)
+    g = rng.standard_normal(k)
+
+    def resid(nu: np.ndarray) -> np.ndarray:
+        r = x - np.clip(x - g - a * np.asarray(nu)[..., None], lb, ub)
+        return np.max(np.abs(r), axis=-1)
+
+    nu = best_multiplier(x, g, a, lb, ub)
+    grid = np.linspace(-15.0, 15.0, 30001)
+    assert float(resid(nu)) <= float(resid(grid).min()) + 1e-12
+
+
 def test_restore_feasibility_keeps_box_and_row() -> None:
     rng = np.random.default_rng(3)
     k = 20
