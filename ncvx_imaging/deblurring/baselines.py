@@ -5,6 +5,9 @@
   primal-dual method of Chambolle and Pock (2011).
 - :func:`tv_deconv_constrained` — ``min TV(x)`` s.t. ``||k * x - y||_2 <= eps``, ``0 <= x <= 1``,
   the same method (a reference solution for the ncvx formulation).
+- :func:`tv_deconv_discrepancy_reference` — the constrained problem's solution through the penalised
+  one: a root search on ``lam`` until the misfit of :func:`tv_deconv` matches the bound (the
+  penalised primal-dual iteration converges far faster than the constrained one).
 - :func:`oracle_tune` — pick a parameter on a log grid by PSNR against the ground truth (the
   'oracle-tuned' upper bound a practitioner cannot reach without the truth).
 """
@@ -19,7 +22,13 @@ from ..metrics import psnr
 from .operators import conv_circular, conv_circular_adjoint, kernel_otf
 from .regularizers import gradient, gradient_adjoint
 
-__all__ = ["oracle_tune", "tv_deconv", "tv_deconv_constrained", "wiener"]
+__all__ = [
+    "oracle_tune",
+    "tv_deconv",
+    "tv_deconv_constrained",
+    "tv_deconv_discrepancy_reference",
+    "wiener",
+]
 
 
 def wiener(y: torch.Tensor, k: torch.Tensor, nsr: float) -> torch.Tensor:
@@ -39,13 +48,19 @@ def _pdhg(
     iters: int,
     x0: torch.Tensor | None,
     box: tuple[float, float] | None,
+    state: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Chambolle-Pock for ``min_x F(Ax) + tv_weight TV(x) + box(x)`` with ``K = [A; grad]``."""
+    """Chambolle-Pock for ``min_x F(Ax) + tv_weight TV(x) + box(x)`` with ``K = [A; grad]``.
+    ``state`` (a dict, updated in place) carries the dual variables between calls: passing the
+    same dict again continues the iteration (a full warm start, e.g. along a path in ``lam``)."""
     k = k.to(y.dtype)
     x = (y.clone() if x0 is None else x0.clone()).to(y.dtype)
     xbar = x.clone()
-    p = torch.zeros_like(y)
-    q = torch.zeros_like(gradient(y))
+    if state and "p" in state:
+        p, q = state["p"].clone(), state["q"].clone()
+    else:
+        p = torch.zeros_like(y)
+        q = torch.zeros_like(gradient(y))
     L2 = 1.0 + 8.0  # ||A|| <= ||k||_1 = 1 for a simplex kernel, ||grad||^2 <= 8
     s = t = 0.99 / L2**0.5
     for _ in range(iters):
@@ -58,6 +73,8 @@ def _pdhg(
             x_new = x_new.clamp(*box)
         xbar = 2 * x_new - x
         x = x_new
+    if state is not None:
+        state.update(p=p, q=q)
     return x
 
 
@@ -68,15 +85,17 @@ def tv_deconv(
     iters: int = 1500,
     x0: torch.Tensor | None = None,
     box: tuple[float, float] | None = (0.0, 1.0),
+    state: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """``argmin 0.5 ||k * x - y||^2 + lam TV(x)`` (periodic blur, optional box)."""
+    """``argmin 0.5 ||k * x - y||^2 + lam TV(x)`` (periodic blur, optional box); ``state``: dual
+    warm start, see :func:`_pdhg`."""
     if lam <= 0:
         raise ValueError(f"lam must be positive, got {lam}")
 
     def prox(v: torch.Tensor, s: float) -> torch.Tensor:  # conjugate of 0.5||. - y||^2
         return (v - s * y) / (1 + s)
 
-    return _pdhg(y, k, prox, lam, iters, x0, box)
+    return _pdhg(y, k, prox, lam, iters, x0, box, state)
 
 
 def tv_deconv_constrained(
@@ -98,6 +117,72 @@ def tv_deconv_constrained(
         return v - s * proj
 
     return _pdhg(y, k, prox, 1.0, iters, x0, box)
+
+
+def tv_deconv_discrepancy_reference(
+    y: torch.Tensor,
+    k: torch.Tensor,
+    eps: float,
+    iters: int = 800,
+    rtol: float = 2e-3,
+    max_evals: int = 30,
+    lam0: float | None = None,
+    x0: torch.Tensor | None = None,
+    box: tuple[float, float] | None = (0.0, 1.0),
+) -> tuple[torch.Tensor, float]:
+    """``argmin TV(x)`` s.t. ``||k * x - y||_2 <= eps`` (periodic blur, optional box), computed as
+    the penalised solution :func:`tv_deconv` whose misfit equals ``eps`` (Lagrange duality: the
+    constraint is active at the optimum when ``eps`` is below the misfit of a constant image).
+
+    The misfit grows with ``lam``; the root of ``log(||k*x_lam - y||^2 / eps^2)`` in ``log lam`` is
+    bracketed by factors of 4 from ``lam0`` (default ``0.1 eps / sqrt(N)``, about a tenth of the
+    noise level) and refined by the Illinois false-position rule, each solve warm-started from the
+    last (``iters`` primal-dual iterations), until ``|ratio - 1| <= rtol``. Returns ``(x, lam)``.
+    """
+    import math
+
+    if eps <= 0:
+        raise ValueError(f"eps must be positive, got {eps}")
+    kk = k.to(y.dtype)
+    x = x0
+    u = math.log(0.1 * eps / y.numel() ** 0.5 if lam0 is None else lam0)
+    best: tuple[float, torch.Tensor, float] | None = None
+
+    state: dict[str, torch.Tensor] = {}
+
+    def h(u_: float) -> float:
+        nonlocal x, best
+        x = tv_deconv(y, kk, math.exp(u_), iters=iters, x0=x, box=box, state=state)
+        r = float(((conv_circular(x, kk) - y) ** 2).sum()) / eps**2
+        if best is None or abs(r - 1) < best[0]:
+            best = (abs(r - 1), x, math.exp(u_))
+        return math.log(max(r, 1e-300))
+
+    evals = 1
+    hu = h(u)
+    step = math.log(4.0) * (-1.0 if hu > 0 else 1.0)
+    a, ha = u, hu
+    b, hb = u, hu
+    while ha * hb > 0 and evals < max_evals and abs(hb) > rtol:  # bracket
+        a, ha = b, hb
+        b = b + step
+        hb = h(b)
+        evals += 1
+    side = 0
+    while evals < max_evals and min(abs(ha), abs(hb)) > rtol and ha * hb < 0:
+        c = b - hb * (b - a) / (hb - ha)
+        hc = h(c)
+        evals += 1
+        if hc * hb < 0:
+            a, ha = b, hb
+            side = 0
+        else:
+            if side == 1:
+                ha /= 2  # Illinois: halve the stale end's value
+            side = 1
+        b, hb = c, hc
+    assert best is not None
+    return best[1], best[2]
 
 
 def oracle_tune(

@@ -6,7 +6,8 @@
 
 No regularisation weight: the noise level ``sigma`` (known, or estimated by
 :func:`~ncvx_imaging.deblurring.estimate_noise_sigma`) sets how far the fit may be from the data
-(Morozov's discrepancy principle; ``tau`` = 1 is the textbook choice). The box is folded into one
+(Morozov's discrepancy principle; ``tau`` = 1 is the textbook choice; ``tau="df"`` lowers it by the
+estimate's degrees of freedom, :mod:`.discrepancy`). The box is folded into one
 constraint (the l2 norm of the positive parts of the violations, :func:`ncvx.fold.box`), keeping the QPs
 ncvx solves tiny.
 """
@@ -50,19 +51,22 @@ class DeconvResult:
     misfit_ratio: float
     iterations: int = 0
     restarts: int = 0
+    tau: float = 1.0
+    tau_choice: Any = None
 
 
 def deconv_tv_discrepancy(
     y: torch.Tensor,
     k: torch.Tensor,
     sigma: float | None = None,
-    tau: float = 1.0,
+    tau: float | str = 1.0,
     boundary: str = "circular",
     x0: torch.Tensor | None = None,
     maxit: int = 500,
     limited_mem_size: int = 20,
     callback: Any = None,
     restarts: int = 3,
+    tau_options: dict[str, Any] | None = None,
     **options: Any,
 ) -> DeconvResult:
     """Solve the discrepancy-constrained TV problem above with ncvx (L-BFGS-SQP).
@@ -72,7 +76,10 @@ def deconv_tv_discrepancy(
             ``(h + kh - 1, w + kw - 1)``.
         k: blur kernel ``(kh, kw)`` (nonnegative, sums to one).
         sigma: noise standard deviation; ``None`` estimates it from ``y``.
-        tau: misfit allowance factor (1 = discrepancy principle).
+        tau: misfit allowance factor (1 = discrepancy principle), or ``"df"``: chosen by
+            :func:`~ncvx_imaging.deblurring.discrepancy.select_tau_df` (``tau = 1 - df / N``,
+            two fixed-point updates; periodic boundary only; the choice is in ``tau_choice``;
+            ``tau_options`` are passed to it).
         boundary: ``"circular"`` or ``"valid"`` blur model.
         x0: start (default: ``y``, edge-padded for ``"valid"``).
         maxit, limited_mem_size, callback, options: passed to :func:`ncvx.solve`.
@@ -86,6 +93,20 @@ def deconv_tv_discrepancy(
         raise ValueError(f"boundary must be 'circular' or 'valid', got {boundary!r}")
     if sigma is None:
         sigma = float(estimate_noise_sigma(y))
+    choice = None
+    t_sel = time.perf_counter()
+    if isinstance(tau, str):
+        if tau != "df":
+            raise ValueError(f"tau must be a positive number or 'df', got {tau!r}")
+        if boundary != "circular":
+            raise ValueError("tau='df' needs boundary='circular'")
+        if sigma <= 0:
+            raise ValueError(f"sigma must be positive, got {sigma}")
+        from .discrepancy import select_tau_df
+
+        choice = select_tau_df(y, k, sigma, **(tau_options or {}))
+        tau = choice.tau
+    t_sel = time.perf_counter() - t_sel
     if sigma <= 0 or tau <= 0:
         raise ValueError(f"sigma and tau must be positive, got {sigma}, {tau}")
     k = k.to(y.dtype)
@@ -131,8 +152,8 @@ def deconv_tv_discrepancy(
         if again.iters == 0:
             break
         res = again
-    secs = time.perf_counter() - t0
+    secs = time.perf_counter() - t0 + t_sel  # including the choice of tau
     x = res.x.reshape(start.shape).to(y.dtype)
     ratio = float(((blur(x, k) - y) ** 2).sum() / (sigma**2 * N))
     return DeconvResult(x=x, result=res, seconds=secs, sigma=sigma, misfit_ratio=ratio,
-                        iterations=used, restarts=n_restarts)
+                        iterations=used, restarts=n_restarts, tau=float(tau), tau_choice=choice)

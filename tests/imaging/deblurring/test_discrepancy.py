@@ -1,0 +1,69 @@
+"""The truth-free choice of the discrepancy bound (tau = 1 - df/N) and its primal-dual tools."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ncvx_imaging.deblurring import conv_circular, gaussian_kernel, motion_kernel
+from ncvx_imaging.deblurring.baselines import tv_deconv_discrepancy_reference
+from ncvx_imaging.deblurring.discrepancy import select_tau_df, tv_divergence
+from ncvx_imaging.deblurring.nonblind import deconv_tv_discrepancy
+from ncvx_imaging.deblurring.regularizers import total_variation
+from ncvx_imaging.deblurring.synthetic import make_blur_problem
+
+D = torch.float64
+
+
+@pytest.fixture(scope="module")
+def prob():
+    return make_blur_problem("camera", 24, motion_kernel(5, 30), 0.02, seed=2)
+
+
+def test_reference_meets_the_bound_and_beats_the_feasible_truth(prob) -> None:
+    eps = float(torch.linalg.vector_norm(conv_circular(prob.x, prob.k) - prob.y))
+    x, lam = tv_deconv_discrepancy_reference(prob.y, prob.k, eps, rtol=2e-3)
+    ratio = float(((conv_circular(x, prob.k) - prob.y) ** 2).sum()) / eps**2
+    assert abs(ratio - 1) <= 2e-3 and lam > 0
+    # the truth satisfies the bound, so the minimum TV cannot be (much) above its TV
+    assert float(total_variation(x)) <= 1.001 * float(total_variation(prob.x))
+    assert float(x.min()) >= 0 and float(x.max()) <= 1
+
+
+def test_divergence_known_answers() -> None:
+    g = torch.Generator().manual_seed(0)
+    y = 0.3 + 0.4 * torch.rand(16, 16, generator=g, dtype=D)
+    N = y.numel()
+    delta = torch.ones(1, 1, dtype=D)
+    b = torch.randn(y.shape, generator=torch.Generator().manual_seed(5), dtype=D)  # its probe
+    # large weight: x is the constant mean(y), whose Jacobian is the averaging matrix 11^T / N
+    big = tv_divergence(y, delta, 1.0, y, sigma=0.01, iters=1000, seed=5)
+    assert abs(big * N - float(b.sum()) ** 2 / N) < 0.01
+    # tiny weight, identity blur, y inside the box: x = y, the Jacobian is the identity
+    small = tv_divergence(y, delta, 1e-9, y, sigma=0.01, iters=50, seed=5)
+    assert abs(small * N - float((b * b).sum())) < 1e-3 * N
+
+
+def test_select_tau_df_is_a_fixed_point_step(prob) -> None:
+    c = select_tau_df(prob.y, prob.k, prob.sigma, updates=2, iters=300)
+    assert len(c.history) == 3
+    taus = [h[0] for h in c.history]
+    assert taus[0] == 1.0
+    for (_, _, df), t_next in zip(c.history[:-1], taus[1:], strict=True):
+        assert 0 < df < 1
+        assert abs(t_next - max(1 - df, 0.5)) < 1e-12
+    assert c.tau < 1.0  # a detailed picture has degrees of freedom
+    assert c.x.shape == prob.y.shape
+
+
+def test_deconv_tau_df_and_errors(prob) -> None:
+    out = deconv_tv_discrepancy(prob.y, prob.k, prob.sigma, tau="df", maxit=40,
+                                tau_options={"iters": 200, "updates": 1})
+    assert out.tau < 1.0 and out.tau_choice is not None
+    assert out.misfit_ratio <= out.tau * 1.01
+    with pytest.raises(ValueError, match="tau"):
+        deconv_tv_discrepancy(prob.y, prob.k, prob.sigma, tau="gcv")
+    with pytest.raises(ValueError, match="circular"):
+        deconv_tv_discrepancy(prob.y, gaussian_kernel(3, 1.0), 0.01, tau="df", boundary="valid")
+    with pytest.raises(ValueError, match="probes"):
+        tv_divergence(prob.y, prob.k, 0.01, prob.y, sigma=0.01, probes=0)
