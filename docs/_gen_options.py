@@ -131,10 +131,14 @@ MEANING: dict[str, str] = {
     "steps use the penalty gradient). `'penalty'`: the change of the penalty gradient, as "
     "GRANSO/PyGRANSO do; at constraints that are exactly active its l1 term jumps by ±∇c between "
     "iterates, which corrupts H on problems with many active constraints",
+    "bounds": "simple bounds lb ≤ x ≤ ub kept by the solver itself (iterates never leave the box; "
+    "no QP rows): `(lb, ub)` for every variable or `{name: (lb, ub)}`, each bound `None`, a number "
+    "or a tensor broadcastable to the variable. See docs/bounds.md. Not with `nn.Module` variables "
+    "yet",
 }
 
 #: options that are not PyGRANSO's.
-NCVX_ONLY = {"jacobian", "jacobian_chunk_size", "seed", "qp_tol", "bfgs_y"}
+NCVX_ONLY = {"jacobian", "jacobian_chunk_size", "seed", "qp_tol", "bfgs_y", "bounds"}
 
 #: how the default differs from PyGRANSO (code, or docstring ⚠).
 PYGRANSO_NOTE: dict[str, str] = {

@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from ._solver import BFGSSQP, Observer
+from .bounds import resolve_bounds
 from .callbacks import Callback
-from .errors import ProblemError, SolveFailed
+from .errors import OptionsError, ProblemError, SolveFailed
 from .options import Options
 from .printer import TablePrinter
 from .problem.binding import Binding, DictBinding, ModuleBinding
@@ -81,7 +82,13 @@ def run_solver(
         explicit_gradients=not options.globalAD,
     )
     observers: list[Observer] = []
-    solver = BFGSSQP(evaluator, x, options, observers)
+    box = None
+    if options.bounds is not None:
+        layout = getattr(binding, "layout", None)
+        if layout is None:
+            raise OptionsError("bounds are not supported with nn.Module variables yet")
+        box = resolve_bounds(options.bounds, layout, options.dtype, device)
+    solver = BFGSSQP(evaluator, x, options, observers, box=box)
     printer: TablePrinter | None = None
 
     def lazy_printer(record: Any) -> None:

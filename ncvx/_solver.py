@@ -11,15 +11,17 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
 
+from .bounds import Box, masked
 from .callbacks import IterationRecord
 from .directions import DirectionFinder, FallbackLadder
 from .errors import OptionsError, ProblemError, QPBackendError
 from .hessian import LBFGS, DenseBFGS
-from .line_search import LineSearchSettings, LineSearchStatus, weak_wolfe
+from .line_search import LineSearchResult, LineSearchSettings, LineSearchStatus, weak_wolfe
 from .neighborhood import NeighborhoodCache
 from .options import Options
 from .penalty import PenaltyPoint
@@ -37,6 +39,11 @@ Observer = Callable[[IterationRecord], Any]
 
 #: Memory budget of the gradient-sample cache when ``ngrad`` is left at its default.
 SAMPLE_CACHE_BYTES = 256 * 2**20
+
+#: With simple bounds: recomputations of a direction after fixing the variables it pushed out.
+_FIXING_ROUNDS = 4
+#: With simple bounds: doublings of the step along the projected path past the first bound.
+_EXTENSION_STEPS = 12
 
 
 class _Stop(Exception):
@@ -57,8 +64,18 @@ class BFGSSQP:
         options: Options,
         observers: Sequence[Observer] = (),
         qp: QPSolver | None = None,
+        box: Box | None = None,
     ) -> None:
         self.ev = evaluator
+        self.box = box
+        if box is not None:
+            x0_in = box.project(x0)
+            if not torch.equal(x0_in, x0):
+                logger.warning(
+                    "x0 is outside the bounds by up to %.3g: starting from its projection",
+                    box.violation(x0),
+                )
+            x0 = x0_in
         self.opts = options
         self.observers = list(observers)
         self.n = evaluator.n
@@ -244,7 +261,7 @@ class BFGSSQP:
         base = point  # the iterate; its mu may be lowered by line-search reattempts
         while True:
             try:
-                d, mu, multipliers = self.directions(base, ladder.level)
+                d, mu, multipliers = self._direction(base, ladder.level)
             except QPBackendError as exc:
                 logger.warning("steering QP failed at level %d: %s", ladder.level, exc)
                 if not ladder.bump():
@@ -260,8 +277,18 @@ class BFGSSQP:
                     raise _Stop(Status.NO_DESCENT)
                 continue
             cap = min(math.inf if descent else o.linesearch_nondescent_maxit, o.linesearch_maxit)
-            ls = weak_wolfe(self._evaluator_at(start.mu), start, d, self._ls_settings(cap))
+            settings = self._ls_settings(cap)
+            if self.box is not None:
+                settings = replace(settings, max_step=self.box.max_step(start.x, d))
+                if settings.max_step <= 0.0:  # blocked by a bound at once: next fallback
+                    if not ladder.bump():
+                        raise _Stop(Status.NO_DESCENT)
+                    continue
+            ls = weak_wolfe(self._evaluator_at(start.mu), start, d, settings)
             evals += ls.n_evals
+            if ls.status == LineSearchStatus.OK and ls.alpha >= settings.max_step:
+                ls = self._projected_extension(start, d, ls, settings)
+                evals += ls.n_evals
             if ls.status in (LineSearchStatus.OK, LineSearchStatus.FVALQUIT):
                 break
             if not descent:  # a failed nondescent search: next fallback, else no direction
@@ -358,6 +385,51 @@ class BFGSSQP:
             return y_penalty
         return y
 
+    # ------------------------------------------------------------------------------ bounds
+    def _free(self, point: PenaltyPoint) -> torch.Tensor | None:
+        """Variables not held at a bound by the steepest-descent direction (``None``: no box)."""
+        if self.box is None:
+            return None
+        return ~self.box.held(point.x, -point.grad_phi)
+
+    def _projected_extension(
+        self, start: PenaltyPoint, d: torch.Tensor, ls: LineSearchResult, settings: LineSearchSettings
+    ) -> LineSearchResult:
+        """From a step that stopped at the first bound along ``d``, go on along the projected
+        path ``P(x + t d)``: double ``t`` (up to the initial step) while φ decreases and keeps
+        the projected sufficient decrease ``φ ≤ φ(x) + c1 ∇φᵀ(P(x + t d) - x)``. Returns the
+        furthest such point (``n_evals`` counts only the extra evaluations)."""
+        assert self.box is not None
+        evaluate = self._evaluator_at(start.mu)
+        best, t, evals = ls.point, ls.alpha, 0
+        while t < settings.init_step and evals < _EXTENSION_STEPS:
+            t = min(2.0 * t, settings.init_step)
+            trial = evaluate(start.x + t * d)  # projected by the evaluator
+            evals += 1
+            decrease = float(start.grad_phi @ (trial.x - start.x))
+            if not (trial.phi < best.phi and trial.phi <= start.phi + settings.c1 * decrease):
+                trial.ev.drop_graph()
+                break
+            best = trial
+        return LineSearchResult(t if best is not ls.point else ls.alpha, best, ls.status, evals)
+
+    def _direction(
+        self, point: PenaltyPoint, level: int
+    ) -> tuple[torch.Tensor, float, torch.Tensor | None]:
+        """The direction of ``level``; with bounds, in the subspace of the variables it does not
+        push out of the box (those at a bound that it would push out are fixed and it is
+        recomputed, a few times at most; what is left of such components is dropped)."""
+        free = self._free(point)
+        if free is None or self.box is None:
+            return self.directions(point, level)
+        for _ in range(_FIXING_ROUNDS):
+            d, mu, multipliers = self.directions(point, level, free)
+            out = self.box.held(point.x, d) & free
+            if not bool(out.any()):
+                return d, mu, multipliers
+            free = free & ~out
+        return torch.where(out, 0.0, d), mu, multipliers
+
     # ------------------------------------------------------------------------------ helpers
     def _penalty_point(self, ev: Evaluation, mu: float) -> PenaltyPoint:
         p = PenaltyPoint.create(ev, mu, self.opts.viol_ineq_tol, self.opts.viol_eq_tol)
@@ -365,7 +437,11 @@ class BFGSSQP:
         return p
 
     def _evaluator_at(self, mu: float) -> Callable[[torch.Tensor], PenaltyPoint]:
+        box = self.box
+
         def evaluate(x: torch.Tensor) -> PenaltyPoint:
+            if box is not None:  # trial points up to the first bound: only rounding to remove
+                x = box.project(x)
             return self._penalty_point(self.ev.evaluate(x), mu)
 
         return evaluate
@@ -383,16 +459,19 @@ class BFGSSQP:
         )
 
     def _stationarity(self, point: PenaltyPoint) -> StationarityResult:
-        res = smooth_shortcut(point, self.opts.opt_tol)
+        free = self._free(point)
+        res = smooth_shortcut(point, self.opts.opt_tol, free)
         if res is None:
             ev = point.ev
             ev.ensure_gradients()
             assert ev.grad_f is not None and ev.J_i is not None and ev.J_e is not None
             self.cache.push(point.x, torch.cat([ev.grad_f[None], ev.J_i, ev.J_e]))
             samples = self.cache.neighbours(point.x)
-            res = stationarity(
-                point, samples, self.apply_H_qp, self.qp, l2=bool(self.opts.stat_l2_model)
-            )
+            apply_H = self.apply_H_qp
+            if free is not None:  # the measure of the subspace of the variables not held
+                samples = torch.where(free, samples, 0.0)
+                apply_H = masked(apply_H, free)
+            res = stationarity(point, samples, apply_H, self.qp, l2=bool(self.opts.stat_l2_model))
         point.stat_value = res.value
         return res
 

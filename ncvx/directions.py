@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .bounds import masked
 from .hessian.base import InverseHessian
 from .penalty import PenaltyPoint
 from .qp import QPSolver
@@ -72,23 +73,34 @@ class DirectionFinder:
         self.generator = generator
 
     def __call__(
-        self, point: PenaltyPoint, level: int
+        self, point: PenaltyPoint, level: int, free: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, float, torch.Tensor | None]:
         """Direction ``d`` (``(n,)``), its penalty parameter, and the steering QP's multipliers
         ``[y_e; y_i]`` (``None`` for levels 2-4).
 
+        ``free`` (``(n,)`` bool): with simple bounds, the variables the direction may move; the
+        operators are restricted to them (``P_F H P_F``) and ``d`` is zero elsewhere.
+
         Raises ``QPBackendError`` when a steering QP fails.
         """
-        if level in (0, 1):
-            op = self.apply_H_qp if level == 0 else (lambda v: v)
-            res = steer(point, op, self.qp, self.steering)
-            return res.d, res.mu, res.multipliers
+
+        def identity(v: torch.Tensor) -> torch.Tensor:
+            return v
+
+        apply_qp, apply_H, eye = self.apply_H_qp, self.hessian.apply, identity
         g = point.grad_phi
+        if free is not None:
+            apply_qp, apply_H, eye = masked(apply_qp, free), masked(apply_H, free), masked(eye, free)
+            g = torch.where(free, g, 0.0)
+        if level in (0, 1):
+            res = steer(point, apply_qp if level == 0 else eye, self.qp, self.steering)
+            return res.d, res.mu, res.multipliers
         if level == 2:
-            return -self.hessian.apply(g), point.mu, None
+            return -apply_H(g), point.mu, None
         if level == 3:
             return -g, point.mu, None
         r = torch.randn(g.shape, generator=self.generator, dtype=g.dtype, device="cpu").to(g.device)
+        r = eye(r)
         if float(r @ g) > 0:
             r = -r
         return r, point.mu, None

@@ -38,6 +38,7 @@ class LineSearchSettings:
     max_evals: float = math.inf
     fvalquit: float = -math.inf
     backtracking: bool = False
+    max_step: float = math.inf  # the first bound of the box along d (ncvx.bounds)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ def weak_wolfe(
     s0 = float(start.grad_phi @ d)
     norm_d = float(torch.linalg.vector_norm(d))
     alpha, beta = 0.0, math.inf
-    t = settings.init_step
+    cap = settings.max_step
+    t = min(settings.init_step, cap)
     max_expand = max(10, round(math.log2(1e5 / norm_d))) if norm_d > 0 else 10
     n_expand = 0
     n_evals = 0
@@ -89,13 +91,15 @@ def weak_wolfe(
             slope = float(trial.grad_phi @ d)
             if math.isnan(slope) or slope <= c2 * s0:
                 alpha, best = t, trial
+                if t >= cap:  # the first bound along d: sufficient decrease is all it can get
+                    return LineSearchResult(t, trial, LineSearchStatus.OK, n_evals)
             else:
                 return LineSearchResult(t, trial, LineSearchStatus.OK, n_evals)
         if beta < math.inf:
             t = 0.5 * (alpha + beta)
         elif n_expand < max_expand:
             n_expand += 1
-            t = 2.0 * alpha
+            t = min(2.0 * alpha, cap)
         else:
             break
     status = (
@@ -114,7 +118,7 @@ def _backtracking(
     x0, phi0 = start.x, start.phi
     s0 = float(start.grad_phi @ d)
     norm_d = float(torch.linalg.vector_norm(d))
-    t = settings.init_step
+    t = min(settings.init_step, settings.max_step)
     n_evals = 0
     last = start
     while n_evals < settings.max_evals:

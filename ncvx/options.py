@@ -2,7 +2,7 @@
 
 Field names and defaults are PyGRANSO's (its *code* defaults), so a PyGRANSO options struct maps
 onto :class:`Options` one to one (:meth:`Options.from_pygranso`). A few fields are ncvx's own
-(``jacobian``, ``jacobian_chunk_size``, ``seed``, ``qp_tol``). Every value is checked in
+(``jacobian``, ``jacobian_chunk_size``, ``seed``, ``qp_tol``, ``bfgs_y``, ``bounds``). Every value is checked in
 ``__post_init__``; a wrong name or value raises :class:`~ncvx.errors.OptionsError` naming it.
 """
 
@@ -99,6 +99,7 @@ class Options:
     seed: int = 0
     qp_tol: float = 1e-9
     bfgs_y: str = "lagrangian"
+    bounds: Any = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -346,4 +347,9 @@ _CHECKS: list[Callable[[Options], None]] = [
         "Lagrangian gradient with the steering multipliers)",
     ),
     _real_check("qp_tol", 0, 1e-6, lo_open=True),
+    _check(
+        "bounds",
+        lambda v: v is None or isinstance(v, Mapping) or (isinstance(v, (tuple, list)) and len(v) == 2),
+        "None, a pair (lb, ub) for every variable, or a dict {name: (lb, ub)} (see ncvx.bounds)",
+    ),
 ]

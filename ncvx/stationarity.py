@@ -207,9 +207,13 @@ def _solve_subset(
     return -(HGt @ y)
 
 
-def smooth_shortcut(point: PenaltyPoint, opt_tol: float) -> StationarityResult | None:
-    """``‖∇φ‖₂`` if it is already at most ``opt_tol`` (no QP needed), else ``None``."""
-    norm = float(torch.linalg.vector_norm(point.grad_phi))
+def smooth_shortcut(
+    point: PenaltyPoint, opt_tol: float, free: torch.Tensor | None = None
+) -> StationarityResult | None:
+    """``‖∇φ‖₂`` (over the ``free`` variables only, with simple bounds) if it is already at most
+    ``opt_tol`` (no QP needed), else ``None``."""
+    g = point.grad_phi if free is None else torch.where(free, point.grad_phi, 0.0)
+    norm = float(torch.linalg.vector_norm(g))
     if norm <= opt_tol:
-        return StationarityResult(norm, 1, 0, -point.grad_phi)
+        return StationarityResult(norm, 1, 0, -g)
     return None

@@ -87,6 +87,7 @@ NCVX_FORM = {
     "seed": 0,
     "qp_tol": 1e-9,
     "bfgs_y": "lagrangian",
+    "bounds": None,
 }
 
 
@@ -181,6 +182,7 @@ NON_DEFAULTS = {
     "seed": 12,
     "qp_tol": 1e-7,
     "bfgs_y": "penalty",
+    "bounds": (0.0, 1.0),
 }
 
 
@@ -299,6 +301,7 @@ INVALID = [
     ("qp_tol", 0.0),
     ("qp_tol", 2.0),
     ("bfgs_y", "hessian"),
+    ("bounds", 3.0),
 ]
 
 
