@@ -346,15 +346,24 @@ def prepare_digits_cnn(seconds: float = 10.0, path: Path = CNN_CACHE) -> dict[st
 
 
 def cnn_linf_attack(
-    struct: type, fold_box: bool = False, maxit: int = 100, device: str = "cpu"
+    struct: type,
+    fold_box: bool = False,
+    maxit: int = 100,
+    device: str = "cpu",
+    box: str | None = None,
 ) -> Built:
     """Minimum-distance L∞ attack on :class:`DigitsCNN` with a slack ``t``.
 
     ``min t`` s.t. ``−t ≤ x' − x ≤ t`` (2·784 inequalities), ``z_y(x') − max_{i≠y} z_i(x') ≤ 0``
     (misclassified), and the box ``0 ≤ x' ≤ 1``: either 2·784 scalar inequalities
-    (``fold_box=False``) or folded into one, ``Σ max(−x', 0) + max(x' − 1, 0) ≤ 0``.
+    (``fold_box=False``), folded into one, ``Σ max(−x', 0) + max(x' − 1, 0) ≤ 0``
+    (``fold_box=True``), or ncvx's simple bounds (``box="bounds"``: ncvx only).
     x0: x' = x (clean image), t = 0.
     """
+    if box not in (None, "rows", "folded", "bounds"):
+        raise ValueError(f"box must be 'rows', 'folded' or 'bounds', got {box!r}")
+    if box is not None:
+        fold_box = box == "folded"
     data = prepare_digits_cnn()
     model = DigitsCNN().double()
     model.load_state_dict(data["state"])
@@ -372,7 +381,9 @@ def cnn_linf_attack(
         ci.upper = (xa - x) - t
         ci.lower = (x - xa) - t
         ci.margin = z[label] - others.max()
-        if fold_box:
+        if box == "bounds":
+            pass
+        elif fold_box:
             ci.box = (torch.relu(-xa) + torch.relu(xa - 1)).sum()
         else:
             ci.box_lo = -xa
@@ -381,8 +392,10 @@ def cnn_linf_attack(
 
     var_spec = {"x_adv": [1, 1, 28, 28], "t": [1, 1]}
     x0 = torch.cat([x.reshape(-1, 1).cpu(), torch.zeros(1, 1, dtype=DOUBLE)])
-    m_i = 2 * 784 + 1 + (1 if fold_box else 2 * 784)
-    opts = {"x0": x0, "maxit": maxit}
+    m_i = 2 * 784 + 1 + (0 if box == "bounds" else 1 if fold_box else 2 * 784)
+    opts: dict[str, Any] = {"x0": x0, "maxit": maxit}
+    if box == "bounds":
+        opts["bounds"] = {"x_adv": (0.0, 1.0)}
     return var_spec, combined_fn, opts, _meta(var_spec, m_i, 0)
 
 

@@ -270,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
             for solver in solvers:
                 if solver in SMOOTH_ONLY and not case.smooth:
                     continue
+                if case.ncvx_only and solver != "ncvx":
+                    continue
                 record = run_one(case, solver, repeat, args)
                 data["records"].append(record)
                 out.write_text(json.dumps(data, indent=1, default=str))

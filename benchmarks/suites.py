@@ -21,6 +21,8 @@ class Case:
         smooth: a smooth NLP solver (SLSQP, IPOPT) is a fair peer.
         max_repeats: cap on repeats for expensive cases (``--force-repeats`` lifts it).
         note: shown in the report.
+        ncvx_only: the formulation uses an ncvx feature the peers lack (``bounds=``); it is
+            compared with the peers' formulation of the same problem in another case.
     """
 
     name: str
@@ -29,6 +31,7 @@ class Case:
     smooth: bool = False
     max_repeats: int | None = None
     note: str = ""
+    ncvx_only: bool = False
 
 
 EXAMPLES = [
@@ -65,6 +68,13 @@ CONSTRAINTS = [
         "cnn_attack",
         {"fold_box": True},
         note="L∞ attack, box folded into one constraint (1570 in all)",
+    ),
+    Case(
+        "cnn-bounds",
+        "cnn_attack",
+        {"box": "bounds"},
+        note="L∞ attack, box as ncvx's simple bounds (1569 constraints in all)",
+        ncvx_only=True,
     ),
     Case("A3-n100", "A3", {"n": 100}, note="dictionary learning n = 100 (m = 100 000)"),
 ]
