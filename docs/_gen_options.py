@@ -133,8 +133,8 @@ MEANING: dict[str, str] = {
     "iterates, which corrupts H on problems with many active constraints",
     "bounds": "simple bounds lb ≤ x ≤ ub kept by the solver itself (iterates never leave the box; "
     "no QP rows): `(lb, ub)` for every variable or `{name: (lb, ub)}`, each bound `None`, a number "
-    "or a tensor broadcastable to the variable. See docs/bounds.md. Not with `nn.Module` variables "
-    "yet",
+    "or a tensor broadcastable to the variable (module mode: parameter names such as "
+    "`'fc.weight'`). See docs/bounds.md",
 }
 
 #: options that are not PyGRANSO's.

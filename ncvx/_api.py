@@ -86,7 +86,7 @@ def run_solver(
     if options.bounds is not None:
         layout = getattr(binding, "layout", None)
         if layout is None:
-            raise OptionsError("bounds are not supported with nn.Module variables yet")
+            raise OptionsError("bounds need named variables (a dict var_spec or an nn.Module)")
         box = resolve_bounds(options.bounds, layout, options.dtype, device)
     solver = BFGSSQP(evaluator, x, options, observers, box=box)
     printer: TablePrinter | None = None

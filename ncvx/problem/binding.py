@@ -71,11 +71,22 @@ class ModuleBinding:
         if not isinstance(module, nn.Module):
             raise ProblemError(f"expected an nn.Module, got {type(module).__name__}")
         self.module = module
-        self.params = list(module.parameters())
+        named = list(module.named_parameters())  # the same order as module.parameters()
+        self.params = [p for _, p in named]
         self.n = sum(p.numel() for p in self.params)
         if self.n == 0:
             raise ProblemError("the nn.Module has no parameters: there is nothing to optimise")
         self._requires_grad = [p.requires_grad for p in self.params]
+        offsets = [0]
+        for p in self.params[:-1]:
+            offsets.append(offsets[-1] + p.numel())
+        #: parameter names (``"fc.weight"``), shapes and offsets inside ``x`` (for ``bounds``)
+        self.layout = VariableLayout(
+            tuple(name for name, _ in named),
+            tuple(tuple(p.shape) for p in self.params),
+            tuple(offsets),
+            self.n,
+        )
 
     def bind(self, x: torch.Tensor, requires_grad: bool) -> tuple[list[torch.Tensor], Any]:
         offset = 0

@@ -182,7 +182,28 @@ def test_bounds_option_rejects_other_types():
         ncvx.Options(bounds=3.0)
 
 
-def test_bounds_in_module_mode_raise_clearly():
+def test_bounds_on_module_parameters_by_name():
+    # least squares y = Xw + c with w in [-1, 1] (the unconstrained fit has w = (3, -0.5, 2)):
+    # the answer is the bounded least-squares fit, checked against scipy's lsq_linear
+    g = torch.Generator().manual_seed(5)
+    X = torch.randn(50, 3, generator=g, dtype=D)
+    y = X @ torch.tensor([3.0, -0.5, 2.0], dtype=D) + 0.7
+    model = torch.nn.Linear(3, 1).double()
+
+    def fn(m):
+        r = m(X).squeeze(1) - y
+        return 0.5 * (r * r).sum(), None, None
+
+    res = ncvx.solve_module(model, fn, bounds={"weight": (-1.0, 1.0)}, print_level=0)
+    A = torch.cat([X, torch.ones(50, 1, dtype=D)], dim=1).numpy()
+    ref = scipy.optimize.lsq_linear(A, y.numpy(), bounds=([-1, -1, -1, -np.inf], [1, 1, 1, np.inf]))
+    got = torch.cat([model.weight.detach().reshape(-1), model.bias.detach()])
+    assert res.status == ncvx.Status.STATIONARY
+    torch.testing.assert_close(got, torch.from_numpy(ref.x), atol=1e-6, rtol=0)
+    assert float(model.weight.detach().abs().max()) <= 1.0
+
+
+def test_bounds_need_named_variables_in_module_mode():
     model = torch.nn.Linear(2, 1).double()
-    with pytest.raises(OptionsError, match=r"nn\.Module"):
-        ncvx.solve_module(model, lambda m: (m.weight.sum(), None, None), bounds=(0, 1))
+    with pytest.raises(OptionsError, match="unknown variable"):
+        ncvx.solve_module(model, lambda m: (m.weight.sum(), None, None), bounds={"w": (0, 1)})
