@@ -78,7 +78,7 @@ def deconv_tv_discrepancy(
         sigma: noise standard deviation; ``None`` estimates it from ``y``.
         tau: misfit allowance factor (1 = discrepancy principle), or ``"df"``: chosen by
             :func:`~ncvx_imaging.deblurring.discrepancy.select_tau_df` (``tau = 1 - df / N``,
-            two fixed-point updates; periodic boundary only; the choice is in ``tau_choice``;
+            one fixed-point update from tau = 1; periodic boundary only; the choice is in ``tau_choice``;
             ``tau_options`` are passed to it).
         boundary: ``"circular"`` or ``"valid"`` blur model.
         x0: start (default: ``y``, edge-padded for ``"valid"``).
