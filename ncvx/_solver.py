@@ -68,6 +68,7 @@ class BFGSSQP:
     ) -> None:
         self.ev = evaluator
         self.box = box
+        self._bound_multipliers: torch.Tensor | None = None  # last steering multipliers
         if box is not None:
             x0_in = box.project(x0)
             if not torch.equal(x0_in, x0):
@@ -387,10 +388,26 @@ class BFGSSQP:
 
     # ------------------------------------------------------------------------------ bounds
     def _free(self, point: PenaltyPoint) -> torch.Tensor | None:
-        """Variables not held at a bound by the steepest-descent direction (``None``: no box)."""
+        """Variables not held at a bound (``None``: no box). Held are those at a bound that both
+        the negative penalty gradient and the negative gradient of the Lagrangian
+        ``mu f + yᵀc`` (``y``: the last steering QP's multipliers, when there are any) push out
+        of the box; the direction finder then also fixes any other it would push out.
+
+        Either gradient alone can be wrong: at a feasible point the penalty gradient ignores the
+        active constraints, which may pull a variable inwards; the multipliers of an earlier
+        point may be stale (at an infeasible point they can hold the one variable that would
+        reduce the violation)."""
         if self.box is None:
             return None
-        return ~self.box.held(point.x, -point.grad_phi)
+        held = self.box.held(point.x, -point.grad_phi)
+        y = self._bound_multipliers
+        ev = point.ev
+        if bool(held.any()) and y is not None and y.numel() == ev.ce.numel() + ev.ci.numel():
+            ev.ensure_gradients()
+            assert ev.grad_f is not None and ev.J_e is not None and ev.J_i is not None
+            g = point.mu * ev.grad_f + y.to(ev.grad_f) @ torch.cat([ev.J_e, ev.J_i])
+            held = held & self.box.held(point.x, -g)
+        return ~held
 
     def _projected_extension(
         self, start: PenaltyPoint, d: torch.Tensor, ls: LineSearchResult, settings: LineSearchSettings
@@ -424,6 +441,8 @@ class BFGSSQP:
             return self.directions(point, level)
         for _ in range(_FIXING_ROUNDS):
             d, mu, multipliers = self.directions(point, level, free)
+            if multipliers is not None:
+                self._bound_multipliers = multipliers
             out = self.box.held(point.x, d) & free
             if not bool(out.any()):
                 return d, mu, multipliers

@@ -207,3 +207,17 @@ def test_bounds_need_named_variables_in_module_mode():
     model = torch.nn.Linear(2, 1).double()
     with pytest.raises(OptionsError, match="unknown variable"):
         ncvx.solve_module(model, lambda m: (m.weight.sum(), None, None), bounds={"w": (0, 1)})
+
+
+def test_active_constraint_releases_a_variable_its_penalty_gradient_holds():
+    # min x1 + 2 x2 s.t. x1 + x2 >= 1, 0 <= x <= 10, from the feasible x0 = (0, 1): the penalty
+    # gradient there is ∇f = (1, 2), pushing x1 out of the box, but along the active constraint
+    # f decreases by moving x1 up: the answer is (1, 0) with f = 1 (a linear program). From
+    # x0 = (0, 2) x2 first comes down onto the constraint with x1 held at 0.
+    def fn(x):
+        return x[0] + 2 * x[1], 1 - x[0] - x[1], None
+
+    for x0 in ([0.0, 2.0], [0.0, 1.0], [0.0, 5.0]):  # (0, 5): a step overshoots to (0, 0)
+        res = ncvx.solve(fn, torch.tensor(x0, dtype=D), bounds=(0.0, 10.0), print_level=0)
+        torch.testing.assert_close(res.x, torch.tensor([1.0, 0.0], dtype=D), atol=1e-6, rtol=0)
+        assert res.final.f == pytest.approx(1.0, abs=1e-6)
