@@ -156,6 +156,27 @@ def _check_deblurring_on_device(device: str) -> None:
     assert psnr(out.x.cpu(), P.x) > psnr(P.y, P.x) + 1.0
 
 
+def _check_bounds_on_device(device: str) -> None:
+    """Nonnegative least squares with ``bounds=`` on the device, against scipy's NNLS."""
+    import scipy.optimize
+
+    g = torch.Generator().manual_seed(3)
+    A64 = torch.randn(120, 80, generator=g, dtype=torch.float64)
+    b64 = torch.randn(120, generator=g, dtype=torch.float64)
+    x_star, rnorm = scipy.optimize.nnls(A64.numpy(), b64.numpy())
+    A, b = A64.to(device), b64.to(device)
+
+    def fn(x):
+        r = A @ x - b
+        return 0.5 * (r * r).sum(), None, None
+
+    res = ncvx.solve(fn, torch.zeros(80, dtype=torch.float64, device=device),
+                     bounds=(0.0, None), limited_mem_size=10, print_level=0)
+    assert res.x.device.type == torch.device(device).type
+    assert res.final.f == pytest.approx(0.5 * rnorm**2, rel=1e-10)
+    torch.testing.assert_close(res.x.cpu(), torch.from_numpy(x_star), atol=1e-6, rtol=0)
+
+
 CHECKS = [
     _check_float32_lbfgs_closed_form,
     _check_constraint_tensor_matches_cpu,
@@ -163,6 +184,7 @@ CHECKS = [
     _check_module_mode,
     _check_benchmark_problem_builds_on_device,
     _check_deblurring_on_device,
+    _check_bounds_on_device,
 ]
 
 
