@@ -234,11 +234,11 @@ def test_code5_maxclocktime() -> None:
         time.sleep(0.02)
         return rosenbrock(X)
 
-    start = time.perf_counter()
     soln = pygranso({"x": [2]}, slow, opts(x0=col(*ROSEN_X0), maxclocktime=0.05))
     assert soln.termination_code == 5
-    assert soln.iters >= 1
-    assert time.perf_counter() - start < 2.0
+    # every evaluation sleeps 20 ms, so the 50 ms budget is spent within 3 iterations however
+    # loaded the machine is (counting iterations, not seconds: no wall-clock assertion)
+    assert 1 <= soln.iters <= 3
     assert_soln_ok(soln, 2, False)
 
 
