@@ -15,8 +15,8 @@ goes on along the projected path ``P(x + t d)`` (doubling ``t`` up to the full s
 penalty function keeps a sufficient decrease), so that many variables can reach their bounds in
 one iteration instead of one per iteration.
 
-A variable within ``SNAP · (1 + |bound|)`` of a bound is put on it: a step computed to end on a
-bound lands there up to rounding.
+A variable within ``SNAP · (1 + |bound|)`` (``1e-12``; ``64 eps`` in float32) of a bound is put
+on it: a step computed to end on a bound lands there up to rounding.
 
 Bounds are given per variable (see :func:`resolve_bounds`); ``±inf`` (or ``None``) means no bound.
 """
@@ -35,8 +35,14 @@ from .problem.variables import VariableLayout
 
 BoundSpec = Any  # (lb, ub) or {name: (lb, ub)}; each bound None, a number or a tensor
 
-#: Relative distance below which a variable is put on its bound (rounding of ``x + t d``).
+#: Relative distance below which a variable is put on its bound (rounding of ``x + t d``), for
+#: float64; in float32 it is ``64 · eps`` (7.6e-6).
 SNAP = 1e-12
+
+
+def snap_tolerance(dtype: torch.dtype) -> float:
+    """Relative snapping distance for ``dtype`` (at least 64 rounding units)."""
+    return max(SNAP, 64 * torch.finfo(dtype).eps)
 
 
 @dataclass(frozen=True)
@@ -60,11 +66,13 @@ class Box:
 
     def at_lower(self, x: torch.Tensor) -> torch.Tensor:
         """Mask ``(n,)`` of variables on (within rounding of) a finite lower bound."""
-        return torch.isfinite(self.lb) & (x - self.lb <= SNAP * (1 + self.lb.abs()))
+        tol = snap_tolerance(x.dtype)
+        return torch.isfinite(self.lb) & (x - self.lb <= tol * (1 + self.lb.abs()))
 
     def at_upper(self, x: torch.Tensor) -> torch.Tensor:
         """Mask ``(n,)`` of variables on (within rounding of) a finite upper bound."""
-        return torch.isfinite(self.ub) & (self.ub - x <= SNAP * (1 + self.ub.abs()))
+        tol = snap_tolerance(x.dtype)
+        return torch.isfinite(self.ub) & (self.ub - x <= tol * (1 + self.ub.abs()))
 
     def held(self, x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
         """Mask ``(n,)`` of variables at a bound that ``d`` pushes out of the box."""

@@ -55,6 +55,19 @@ def test_nonnegative_least_squares_matches_scipy(m, n, memory):
     assert bool((res.x[x_star == 0] == 0).all())  # exactly on them
 
 
+def test_nonnegative_least_squares_in_float32():
+    fn64, x_star, f_star = _nnls_problem(120, 80, seed=2)
+
+    def fn(x):
+        return fn64(x.double())[0].float(), None, None
+
+    res = ncvx.solve(fn, torch.zeros(80), bounds=(0.0, None), limited_mem_size=10,
+                     double_precision=False, print_level=0, maxit=500)
+    assert res.x.dtype == torch.float32 and float(res.x.min()) >= 0.0
+    assert res.final.f == pytest.approx(f_star, rel=1e-5)
+    torch.testing.assert_close(res.x.double(), x_star, atol=2e-3, rtol=0)
+
+
 def test_projection_onto_simplex_with_an_equality():
     # min ½‖x − a‖² s.t. Σx = 1, x ≥ 0: x* = max(a − τ, 0) with τ from the sorted a
     a = torch.tensor([0.9, 0.6, -0.2, 0.3, 0.05, -1.0], dtype=D)
