@@ -67,6 +67,7 @@ def deconv_tv_discrepancy(
     callback: Any = None,
     restarts: int = 3,
     tau_options: dict[str, Any] | None = None,
+    box: str = "fold",
     **options: Any,
 ) -> DeconvResult:
     """Solve the discrepancy-constrained TV problem above with ncvx (L-BFGS-SQP).
@@ -80,6 +81,9 @@ def deconv_tv_discrepancy(
             :func:`~ncvx_imaging.deblurring.discrepancy.select_tau_df` (``tau = 1 - df / N``,
             one fixed-point update from tau = 1; periodic boundary only; the choice is in ``tau_choice``;
             ``tau_options`` are passed to it).
+        box: how ``0 <= x <= 1`` is imposed: ``"fold"`` (one folded constraint, the default) or
+            ``"bounds"`` (ncvx's native simple bounds, iterates stay in the box; needs an ncvx
+            with the ``bounds`` option; the start is clamped into the box).
         boundary: ``"circular"`` or ``"valid"`` blur model.
         x0: start (default: ``y``, edge-padded for ``"valid"``).
         maxit, limited_mem_size, callback, options: passed to :func:`ncvx.solve`.
@@ -122,21 +126,32 @@ def deconv_tv_discrepancy(
             if x0 is None
             else x0
         )
+    if box not in ("fold", "bounds"):
+        raise ValueError(f"box must be 'fold' or 'bounds', got {box!r}")
     N = y.numel()
     bound = tau * sigma**2 * N
     n_img = start.numel()
+    native = box == "bounds"
 
-    def fn(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+    def fn(v: Any) -> tuple[torch.Tensor, torch.Tensor, None]:
+        x = v["x"] if native else v
         r = blur(x, k) - y
         misfit = (r**2).sum() / bound - 1
-        ci = torch.stack([misfit, box_violation(x)])
+        ci = misfit.reshape(1) if native else torch.stack([misfit, box_violation(x)])
         return total_variation(x) / n_img, ci, None
 
     opts = {"print_level": 0, "opt_tol": 1e-8, "viol_ineq_tol": 1e-6}
+    if native:
+        opts["bounds"] = (0.0, 1.0)
+        start = start.clamp(0, 1)
     opts.update(options)
+
+    def pack(x: torch.Tensor) -> Any:
+        return {"x": x} if native else x
+
     t0 = time.perf_counter()
     res = ncvx.solve(
-        fn, start, maxit=maxit, limited_mem_size=limited_mem_size, callback=callback, **opts
+        fn, pack(start), maxit=maxit, limited_mem_size=limited_mem_size, callback=callback, **opts
     )
     used = res.iters
     n_restarts = 0
@@ -144,7 +159,7 @@ def deconv_tv_discrepancy(
         if int(res.status) not in (6, 7, 8) or used >= maxit:
             break
         again = ncvx.solve(
-            fn, res.x.reshape(start.shape), maxit=maxit - used, limited_mem_size=limited_mem_size,
+            fn, pack(res.x.reshape(start.shape)), maxit=maxit - used, limited_mem_size=limited_mem_size,
             callback=callback, mu0=res.mu, **opts,
         )
         used += again.iters

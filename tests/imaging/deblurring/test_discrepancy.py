@@ -67,3 +67,14 @@ def test_deconv_tau_df_and_errors(prob) -> None:
         deconv_tv_discrepancy(prob.y, gaussian_kernel(3, 1.0), 0.01, tau="df", boundary="valid")
     with pytest.raises(ValueError, match="probes"):
         tv_divergence(prob.y, prob.k, 0.01, prob.y, sigma=0.01, probes=0)
+
+
+def test_native_bounds_keep_the_box_and_improve(prob) -> None:
+    from ncvx_imaging.metrics import psnr
+
+    out = deconv_tv_discrepancy(prob.y, prob.k, prob.sigma, maxit=60, box="bounds")
+    assert float(out.x.min()) >= 0.0 and float(out.x.max()) <= 1.0
+    assert out.misfit_ratio <= 1.01
+    assert float(psnr(out.x, prob.x)) > float(psnr(prob.y, prob.x)) + 1.0
+    with pytest.raises(ValueError, match="box"):
+        deconv_tv_discrepancy(prob.y, prob.k, prob.sigma, box="clip")
