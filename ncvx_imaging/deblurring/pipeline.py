@@ -8,7 +8,8 @@ weights:
    so the noise is not fitted). ``warm_start="coarse"`` runs it on ``y`` averaged over 2 x 2
    blocks (noise ``sigma / 2``, kernel half the size), refines that by the alternating method at
    the coarse scale and upsamples image and kernel: the smaller problem finds the blur before the
-   image generator has fitted the data.
+   image generator has fitted the data. ``warm_start="eswmv"`` runs the full-resolution warm
+   start to the end and keeps the iterate chosen by ES-WMV (no noise level needed).
 2. **Alternating refinement** (:func:`~ncvx_imaging.deblurring.blind.blind_deblur_am` at full
    resolution): ncvx image steps ``min ||grad x||_1/||grad x||_2`` s.t. misfit <= tau sigma^2 N,
    0 <= x <= 1, and least-squares kernel fits of the image gradients on the simplex (entries below
@@ -36,7 +37,7 @@ from .noise import estimate_noise_sigma
 from .nonblind import deconv_tv_discrepancy
 from .regularizers import l1_over_l2
 
-__all__ = ["blind_deblur_constrained", "coarse_warm_start"]
+__all__ = ["blind_deblur_constrained", "coarse_warm_start", "eswmv_warm_start"]
 
 
 def coarse_warm_start(
@@ -64,6 +65,37 @@ def coarse_warm_start(
                                                                                "am": am}
 
 
+def eswmv_warm_start(
+    y: torch.Tensor,
+    kernel_size: int,
+    iters: int = 1500,
+    seed: int = 0,
+    net: Any = None,
+    z: torch.Tensor | None = None,
+    window: int = 50,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """Stage 1 stopped by ES-WMV instead of at the noise level: the naive double DIP runs all
+    ``iters`` Adam steps and the latent image and kernel of the iteration with the smallest
+    windowed moving variance of the image (:class:`~ncvx_imaging.dip.ESWMV`) are returned —
+    needs no noise level."""
+    from ..dip.early_stopping import ESWMV
+
+    es = ESWMV(window=window, patience=iters + 1)
+    kept: dict[str, torch.Tensor] = {}
+
+    def watch(x: torch.Tensor, k: torch.Tensor) -> None:
+        es.update(x)
+        if es.best_iteration == es.iteration:
+            kept["x"], kept["k"] = x.clone(), k.clone()
+
+    warm = double_dip_naive(y, kernel_size, iters=iters, seed=seed, net=net, z=z, monitor=watch,
+                            monitor_every=1)
+    if not kept:  # fewer iterations than the window: use the last ones
+        kept["x"], kept["k"] = warm.x, warm.k
+    info = {"warmup": warm, "eswmv_iteration": es.best_iteration}
+    return kept["x"].to(y).clamp(0, 1), kept["k"].to(y), info
+
+
 def _one_start(
     y: torch.Tensor, kernel_size: int, sigma: float, tau: float, warm_start: str, seed: int,
     warmup_iters: int, outer: int, final_maxit: int, net: Any, z: Any,
@@ -72,6 +104,8 @@ def _one_start(
     torch.manual_seed(seed)
     if warm_start == "coarse":
         x0, k0, info = coarse_warm_start(y, kernel_size, sigma, tau, warmup_iters, outer, seed)
+    elif warm_start == "eswmv":
+        x0, k0, info = eswmv_warm_start(y, kernel_size, warmup_iters, seed, net, z)
     else:
         warm = double_dip_naive(y, kernel_size, iters=warmup_iters, seed=seed, net=net, z=z,
                                 stop_mse=tau * sigma**2)
@@ -103,7 +137,8 @@ def blind_deblur_constrained(
     over-specified); see the module doc. ``net``/``z``: the image generator and its input for the
     full-resolution warm start (default :func:`~ncvx_imaging.dip.small_skip`; e.g.
     ``standard_skip`` on a GPU). ``starts``: ``(warm_start, seed)`` pairs, ``warm_start`` in
-    ``"full"``, ``"coarse"`` (default: ``[("full", seed)]``, the single-start pipeline); the
+    ``"full"``, ``"coarse"``, ``"eswmv"`` (:func:`eswmv_warm_start`; default:
+    ``[("full", seed)]``, the single-start pipeline); the
     answer with the lowest objective is returned. ``stages``, when a dict, receives the
     intermediate results of the chosen start (``"warmup"``, ``"am"``) and ``"starts"``: one
     ``(warm_start, seed, objective, misfit ratio)`` per start."""
@@ -115,8 +150,8 @@ def blind_deblur_constrained(
     if not starts:
         raise ValueError("starts must not be empty")
     for kind, _ in starts:
-        if kind not in ("full", "coarse"):
-            raise ValueError(f"warm start must be 'full' or 'coarse', got {kind!r}")
+        if kind not in ("full", "coarse", "eswmv"):
+            raise ValueError(f"warm start must be 'full', 'coarse' or 'eswmv', got {kind!r}")
     t0 = time.perf_counter()
     best: tuple[float, BlindResult, dict[str, Any]] | None = None
     scores = []

@@ -134,10 +134,11 @@ def test_pipeline_coarse_start_and_choice_by_objective() -> None:
     P = make_blur_problem("camera", 24, motion_kernel(5, 0.0), 0.01, boundary="valid")
     stages: dict = {}
     pipe = blind_deblur_constrained(P.y, 9, P.sigma, warmup_iters=20, outer=1, final_maxit=10,
-                                    starts=[("full", 0), ("coarse", 0)], stages=stages)
+                                    starts=[("full", 0), ("coarse", 0), ("eswmv", 0)],
+                                    stages=stages)
     assert _on_simplex(pipe.k, 1e-10) and pipe.x.shape == (32, 32)
     objs = [s[2] for s in stages["starts"]]
-    assert [s[0] for s in stages["starts"]] == ["full", "coarse"]
+    assert [s[0] for s in stages["starts"]] == ["full", "coarse", "eswmv"]
     chosen = float(l1_over_l2(crop_latent(pipe.x, (9, 9))))
     assert chosen == pytest.approx(min(objs))
     with pytest.raises(ValueError, match="warm start"):
