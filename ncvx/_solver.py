@@ -44,6 +44,10 @@ SAMPLE_CACHE_BYTES = 256 * 2**20
 _FIXING_ROUNDS = 4
 #: With simple bounds: doublings of the step along the projected path past the first bound.
 _EXTENSION_STEPS = 12
+#: A point infeasible by at most this many times the violation tolerance gets a correction try,
+#: once this has lasted _LINGER_ITERATIONS iterations.
+_CORRECT_BELOW = 100.0
+_LINGER_ITERATIONS = 10
 
 
 class _Stop(Exception):
@@ -205,6 +209,8 @@ class BFGSSQP:
         )
         self.iters = 0
         self.lagrangian_fallbacks = 0
+        self.feasibility_corrections = 0
+        self._lingering = 0  # iterations in a row just outside the violation tolerance
         status: Status = Status.MAXIT
         error: BaseException | None = None
         try:
@@ -316,7 +322,7 @@ class BFGSSQP:
                     if point.feasible
                     else Status.LINESEARCH_BRACKET_INFEASIBLE
                 )
-        new = ls.point
+        new = self._feasibility_correction(ls.point)
         s = new.x - start.x
         y = self._gradient_change(start, new, multipliers)
         rel_diff = (
@@ -385,6 +391,49 @@ class BFGSSQP:
             self.lagrangian_fallbacks += 1
             return y_penalty
         return y
+
+    # ------------------------------------------------------------------------------ feasibility
+    def _feasibility_correction(self, point: PenaltyPoint) -> PenaltyPoint:
+        """A point just outside the constraints' tolerance moved onto them, when that does not
+        raise the penalty function.
+
+        With a nonsmooth objective the line search's steps can be too short for the steering's
+        linearized feasibility to take hold, and the iterates can hug a constraint slightly
+        infeasible for hundreds of iterations; the best point feasible to tolerance is then an
+        early one. The minimum-norm Gauss–Newton correction ``Δ = −J_vᵀ(J_v J_vᵀ)⁺ c_v`` over
+        the violated constraints is tried once an *inequality* violation has stayed within
+        ``(tol, 100 tol]`` for :data:`_LINGER_ITERATIONS` iterations in a row (normal convergence
+        from the infeasible side, and equality constraints, which the iterates always approach
+        this way, are left alone); it is kept only if it lowers the violation without raising φ
+        (which it does whenever the penalty is exact, ``μ |λ| < 1``)."""
+        o = self.opts
+        tol = max(o.viol_ineq_tol, o.viol_eq_tol)
+        hugging = point.viol.tvi > o.viol_ineq_tol and point.viol.tv <= _CORRECT_BELOW * tol
+        if point.feasible or not self.constrained or not hugging:
+            self._lingering = 0
+            return point
+        self._lingering += 1
+        if self._lingering < _LINGER_ITERATIONS:
+            return point
+        ev = point.ev
+        ev.ensure_gradients()
+        assert ev.J_i is not None and ev.J_e is not None
+        violated = ev.ci > 0
+        c = torch.cat([ev.ci[violated], ev.ce])
+        J = torch.cat([ev.J_i[violated], ev.J_e])
+        if c.numel() == 0 or not bool(torch.isfinite(J).all()):
+            return point
+        gram = J @ J.T
+        step = -(J.T @ (torch.linalg.pinv(gram, hermitian=True) @ c))
+        x = point.x + step
+        if self.box is not None:
+            x = self.box.project(x)
+        trial = self._evaluator_at(point.mu)(x)
+        if trial.viol.tv < point.viol.tv and trial.phi <= point.phi:
+            self.feasibility_corrections += 1
+            return trial
+        trial.ev.drop_graph()
+        return point
 
     # ------------------------------------------------------------------------------ bounds
     def _free(self, point: PenaltyPoint) -> torch.Tensor | None:
@@ -568,7 +617,10 @@ class BFGSSQP:
             seconds=time.perf_counter() - self.start_time,
             constrained=self.constrained,
             scalings=scalings,
-            extra={"lagrangian_fallbacks": self.lagrangian_fallbacks},
+            extra={
+                "lagrangian_fallbacks": self.lagrangian_fallbacks,
+                "feasibility_corrections": self.feasibility_corrections,
+            },
         )
 
 
