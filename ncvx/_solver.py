@@ -48,6 +48,8 @@ _EXTENSION_STEPS = 12
 #: once this has lasted _LINGER_ITERATIONS iterations.
 _CORRECT_BELOW = 100.0
 _LINGER_ITERATIONS = 10
+#: ... and at most this many violated constraints (the correction factors their Gram matrix).
+_CORRECT_MAX_ROWS = 1000
 
 
 class _Stop(Exception):
@@ -421,7 +423,7 @@ class BFGSSQP:
         violated = ev.ci > 0
         c = torch.cat([ev.ci[violated], ev.ce])
         J = torch.cat([ev.J_i[violated], ev.J_e])
-        if c.numel() == 0 or not bool(torch.isfinite(J).all()):
+        if not 0 < c.numel() <= _CORRECT_MAX_ROWS or not bool(torch.isfinite(J).all()):
             return point
         gram = J @ J.T
         step = -(J.T @ (torch.linalg.pinv(gram, hermitian=True) @ c))
