@@ -549,6 +549,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     last: dict[str, Any] = {}
     finals: list[tuple[Callable[..., Any], torch.Tensor]] = []
     wall = 0.0
+    cpu_start = time.process_time()
     for fn, o in runs:
         seconds, code, it, ev, x, last = solve_once(var_spec, fn, o)
         wall += seconds
@@ -557,6 +558,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         finals.append((fn, x))
         codes.append(code)
         converged = all(c == 0 for c in codes) if solver in ("ncvx", "pygranso") else None
+    cpu_s = time.process_time() - cpu_start
     if solver in ("ncvx", "pygranso"):
         last["converged"] = converged
 
@@ -575,6 +577,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             "iters": iters,
             "fn_evals": evals,
             "wall_s": wall,
+            "cpu_s": cpu_s,  # process CPU seconds of the solves (all threads)
             "peak_rss_mb": _rss_mb(),
             "peak_gpu_mb": (
                 torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None

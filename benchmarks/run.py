@@ -160,6 +160,7 @@ def run_one(
         try:
             stdout, stderr = proc.communicate(timeout=args.timeout)
         except subprocess.TimeoutExpired:
+            cpu_s = _cpu_seconds(proc.pid)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
             return {
@@ -167,6 +168,9 @@ def run_one(
                 "status": "timeout",
                 "wall_s": float(args.timeout),
                 "process_s": time.perf_counter() - start,
+                # CPU the run got before the limit (imports, build and warm-up included): on a
+                # loaded machine, how much work a "timeout" stands for
+                "cpu_s_at_timeout": cpu_s,
             }
         process_s = time.perf_counter() - start
         if out.exists():
@@ -178,6 +182,15 @@ def run_one(
             record["stdout_tail"] = (stdout or "")[-1000:]
         record["process_s"] = process_s
         return record
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a running process (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _load(path: Path) -> dict[str, Any]:

@@ -85,6 +85,11 @@ MEANING: dict[str, str] = {
     "`piqp`, `clarabel`, `quadprog`, `osqp`, `gurobi`). An unknown or missing backend raises "
     "`ValueError` when the solve starts",
     "stat_l2_model": "stationarity measure in the 2-norm (False: max-norm)",
+    "stat_skip_qp": "solve the termination QP only where its value can stop the run: at points "
+    "feasible to tolerance whose cheap lower bound on the measure (one direction, no QP) does not "
+    "already exceed `opt_tol`. Elsewhere the log shows that lower bound marked `:b` and the "
+    "callback's `stat_vector` is None; the final point's measure is always the QP's. "
+    "False: a QP at every iteration (PyGRANSO's log)",
     "wolfe1": "sufficient-decrease constant c1",
     "wolfe2": "weak curvature constant c2 (must be ≥ wolfe1)",
     "linesearch_nondescent_maxit": "evaluations allowed along a direction that is not a descent "
@@ -138,7 +143,15 @@ MEANING: dict[str, str] = {
 }
 
 #: options that are not PyGRANSO's.
-NCVX_ONLY = {"jacobian", "jacobian_chunk_size", "seed", "qp_tol", "bfgs_y", "bounds"}
+NCVX_ONLY = {
+    "jacobian",
+    "jacobian_chunk_size",
+    "seed",
+    "qp_tol",
+    "bfgs_y",
+    "bounds",
+    "stat_skip_qp",
+}
 
 #: how the default differs from PyGRANSO (code, or docstring ⚠).
 PYGRANSO_NOTE: dict[str, str] = {

@@ -7,6 +7,7 @@ starting point and after every accepted step; a truthy return value halts the ru
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -213,6 +214,7 @@ class BFGSSQP:
         self.lagrangian_fallbacks = 0
         self.feasibility_corrections = 0
         self._lingering = 0  # iterations in a row just outside the violation tolerance
+        self._last_stat_vector: torch.Tensor | None = None  # the last QP's d (bound's 2nd try)
         status: Status = Status.MAXIT
         error: BaseException | None = None
         try:
@@ -332,7 +334,8 @@ class BFGSSQP:
             if mu == point.mu and start.phi != 0
             else math.inf
         )
-        stat = self._stationarity(new)
+        # the last iteration allowed: its measure is the final one, so the QP's, with this H
+        stat = self._stationarity(new, exact=self.iters + 1 >= self.opts.maxit)
         if bool((s != 0).any()):
             info = self.hessian.update(s, y)
             if not info.applied:
@@ -528,21 +531,44 @@ class BFGSSQP:
             backtracking=bool(o.is_backtrack_linesearch),
         )
 
-    def _stationarity(self, point: PenaltyPoint) -> StationarityResult:
+    def _stationarity(
+        self, point: PenaltyPoint, *, exact: bool = False, again: bool = False
+    ) -> StationarityResult:
+        """The stationarity measure at ``point`` (``exact``: always the QP's value, never the
+        lower bound that ``stat_skip_qp`` reports where the measure cannot stop the run;
+        ``again``: ``point`` was measured before, its gradients are already in the cache)."""
         free = self._free(point)
         res = smooth_shortcut(point, self.opts.opt_tol, free)
         if res is None:
             ev = point.ev
             ev.ensure_gradients()
             assert ev.grad_f is not None and ev.J_i is not None and ev.J_e is not None
-            self.cache.push(point.x, torch.cat([ev.grad_f[None], ev.J_i, ev.J_e]))
+            if not again:
+                self.cache.push(point.x, torch.cat([ev.grad_f[None], ev.J_i, ev.J_e]))
             samples = self.cache.neighbours(point.x)
             apply_H = self.apply_H_qp
+            grad_phi = point.grad_phi
             if free is not None:  # the measure of the subspace of the variables not held
                 samples = torch.where(free, samples, 0.0)
                 apply_H = masked(apply_H, free)
-            res = stationarity(point, samples, apply_H, self.qp, l2=bool(self.opts.stat_l2_model))
+                grad_phi = torch.where(free, grad_phi, 0.0)
+            certify_below = None
+            if self.opts.stat_skip_qp and not exact:
+                certify_below = self.opts.opt_tol if point.feasible else -math.inf
+            res = stationarity(
+                point,
+                samples,
+                apply_H,
+                self.qp,
+                l2=bool(self.opts.stat_l2_model),
+                certify_below=certify_below,
+                grad_phi=grad_phi,
+                hint=self._last_stat_vector,
+            )
+        if res.d is not None and res.qp_form in (1, 2):
+            self._last_stat_vector = res.d
         point.stat_value = res.value
+        point.stat_bounded = res.qp_form == 3
         return res
 
     def _qp_operator(self) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -594,6 +620,12 @@ class BFGSSQP:
         return None
 
     def _result(self, point: PenaltyPoint, status: Status, error: BaseException | None) -> Result:
+        if point.stat_bounded:
+            # stopped early (time, halt, Ctrl-C, an error) after a lower bound: report the QP's
+            # value at this point, with H as it is now (updated after that bound)
+            # on failure the lower bound stays (still a true statement about the measure)
+            with contextlib.suppress(QPBackendError, KeyboardInterrupt):
+                self._stationarity(point, exact=True, again=True)
         final = to_iterate(point)
         best = self.tracker.best
         most_feasible = self.tracker.most_feasible or final

@@ -28,8 +28,9 @@ class IterationRecord:
         alpha: accepted step size.
         n_samples: gradient samples used by the stationarity measure.
         stat_value: stationarity measure.
-        stat_form: 0 smooth shortcut, 1 QP with H, 2 QP with I, -1 failed.
-        stat_vector: the stationarity vector (``(n,)``) or ``None``.
+        stat_form: 0 smooth shortcut, 1 QP with H, 2 QP with I, -1 failed, 3 a lower
+            bound (no QP: the measure cannot stop the run here; option ``stat_skip_qp``).
+        stat_vector: the stationarity vector (``(n,)``) or ``None`` (forms -1 and 3).
         hessian: the inverse-Hessian object (call ``.state()`` for a copy).
     """
 

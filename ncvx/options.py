@@ -2,7 +2,8 @@
 
 Field names and defaults are PyGRANSO's (its *code* defaults), so a PyGRANSO options struct maps
 onto :class:`Options` one to one (:meth:`Options.from_pygranso`). A few fields are ncvx's own
-(``jacobian``, ``jacobian_chunk_size``, ``seed``, ``qp_tol``, ``bfgs_y``, ``bounds``). Every value is checked in
+(``jacobian``, ``jacobian_chunk_size``, ``seed``, ``qp_tol``, ``bfgs_y``, ``bounds``,
+``stat_skip_qp``). Every value is checked in
 ``__post_init__``; a wrong name or value raises :class:`~ncvx.errors.OptionsError` naming it.
 """
 
@@ -67,6 +68,7 @@ class Options:
     quadprog_info_msg: bool = True
     QPsolver: str = "auto"
     stat_l2_model: bool = True
+    stat_skip_qp: bool = True
     # line search
     wolfe1: float = 1e-4
     wolfe2: float = 0.5
@@ -272,6 +274,7 @@ _BOOLS = [
     "regularize_max_eigenvalues",
     "quadprog_info_msg",
     "stat_l2_model",
+    "stat_skip_qp",
     "is_backtrack_linesearch",
     "search_direction_rescaling",
     "disable_terminationcode_6",

@@ -74,6 +74,7 @@ class PenaltyPoint:
     phi: float
     _grad_viol: torch.Tensor | None = field(default=None, repr=False)
     stat_value: float = math.nan
+    stat_bounded: bool = False  # stat_value is a lower bound (the termination QP was skipped)
 
     @staticmethod
     def create(ev: Evaluation, mu: float, ineq_tol: float, eq_tol: float) -> PenaltyPoint:
@@ -112,4 +113,6 @@ class PenaltyPoint:
     def with_mu(self, mu: float) -> PenaltyPoint:
         """Same point, another penalty parameter (no new evaluation)."""
         phi = mu * self.f + self.viol.tv_l1
-        return PenaltyPoint(self.ev, mu, self.viol, self.f, phi, self._grad_viol, self.stat_value)
+        return PenaltyPoint(
+            self.ev, mu, self.viol, self.f, phi, self._grad_viol, self.stat_value, self.stat_bounded
+        )

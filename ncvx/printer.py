@@ -152,6 +152,8 @@ class TablePrinter:
         stat = fixed_width(record.stat_value, 9)
         if record.stat_form in (2, -1):
             stat += self._orange(f":{record.stat_form if record.stat_form > 0 else 'x'}")
+        elif record.stat_form == 3:  # a lower bound: the termination QP was not needed
+            stat += ":b"
         else:
             stat += "  "
         width = self.columns[1][1].width

@@ -10,6 +10,14 @@ With ``l`` gradient samples taken at nearby iterates, stack
 or ∞-norm when ``stat_l2_model=False``): the length of the shortest H-weighted combination of
 sampled penalty subgradients. When ``‖∇φ‖ <= opt_tol`` the QP is skipped and ``‖∇φ‖`` is used.
 If the QP fails with ``H`` it is solved with ``H = I``; if that fails too the measure is ``inf``.
+
+The measure only matters where it can stop the run: at a point feasible to tolerance, when it is
+at most ``opt_tol``. For every feasible ``y`` and any direction ``u``,
+``‖H G y‖ ≥ uᵀ H G y / ‖u‖ ≥ min_{y' feasible} (H u)ᵀ G y' / ‖u‖``, and the right-hand side is
+a separable linear minimisation over the box and the simplex (no QP). With ``u = H ∇φ`` (the
+measure's own vector when every sample agrees) this lower bound is tight far from stationarity,
+so :func:`stationarity` given ``certify_below`` solves the QP only where the bound does not
+already exceed it (see :func:`measure_lower_bound`).
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ from .steering import make_qp
 class StationarityResult:
     """The measure, the number of gradient samples, and which QP form gave it.
 
-    ``qp_form`` is 0 (smooth shortcut, no QP), 1 (with H), 2 (with I), or -1 (every QP failed).
+    ``qp_form`` is 0 (smooth shortcut, no QP), 1 (with H), 2 (with I), -1 (every QP failed), or
+    3 (no QP: ``value`` is a lower bound on the measure that already rules out certification).
     ``d`` is the stationarity vector ``-H G y`` (``(n,)``), or ``None`` when no QP was solved.
     """
 
@@ -48,6 +57,9 @@ def stationarity(
     qp: QPSolver,
     *,
     l2: bool = True,
+    certify_below: float | None = None,
+    grad_phi: torch.Tensor | None = None,
+    hint: torch.Tensor | None = None,
 ) -> StationarityResult:
     """Stationarity measure at ``point`` from gradient samples ``(l, 1 + m_i + m_e, n)``.
 
@@ -55,8 +67,21 @@ def stationarity(
     in an equivalent, smaller form (see :func:`_reduced_columns` and :func:`_solve_screened`):
     identical columns are merged and strongly inactive inequalities enter only if the KKT
     conditions ask for them, so the value is the one of the full QP.
+
+    ``certify_below``: when given, the QP is skipped (``qp_form`` 3, ``value`` the lower bound,
+    clipped at 0) if :func:`measure_lower_bound` with ``u = H grad_phi`` shows the measure
+    exceeds it; ``-inf`` skips it always (a point where the measure cannot stop the run).
+    ``grad_phi`` ``(n,)`` defaults to ``point.grad_phi``. ``hint`` ``(n,)``: a second direction
+    to try, e.g. the previous iteration's stationarity vector ``d`` (then ``u = -d``).
     """
     cols = _reduced_columns(point, samples)
+    if certify_below is not None:
+        g = point.grad_phi if grad_phi is None else grad_phi
+        bound = measure_lower_bound(cols, apply_H(g[:, None])[:, 0], apply_H, l2=l2)
+        if bound <= certify_below and hint is not None:
+            bound = max(bound, measure_lower_bound(cols, -hint, apply_H, l2=l2))
+        if bound > certify_below:
+            return StationarityResult(max(bound, 0.0), samples.shape[0], 3, None)
     for form, op in ((1, apply_H), (2, None)):
         try:
             d = _solve_screened(cols, op, qp)
@@ -150,6 +175,44 @@ def _reduced_columns(point: PenaltyPoint, samples: torch.Tensor) -> _Columns:
         screenable=(kind == 2) & (-b_all < _SCREEN_BELOW),
         mu=mu,
     )
+
+
+# Relative safety margin of the lower bound (it is computed in floating point).
+_BOUND_MARGIN = 1e-2
+
+
+def measure_lower_bound(
+    cols: _Columns,
+    u: torch.Tensor,
+    apply_H: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    l2: bool = True,
+) -> float:
+    """A lower bound on the termination QP's measure ``‖H G y*‖`` from one direction ``u`` (n,).
+
+    ``uᵀ H G y ≤ ‖u‖_* ‖H G y‖`` (dual norm: 2-norm, or 1-norm for the ∞-norm measure) and,
+    ``H`` being symmetric, ``uᵀ H G y = vᵀ G y`` with ``v = H u``; its minimum over the QP's
+    feasible set (equality weights in ``[lb, ub]``, objective weights in the simplex scaled by
+    ``mu``, inequality weights in ``[0, ub]``) is separable. Valid for ``y*`` whatever the QP's
+    linear term; returns ``-inf`` for ``u = 0``. A relative margin and a rounding allowance
+    (``sqrt(n)·eps·|G||v|``) are subtracted, so the bound holds in floating point.
+    """
+    norm = float(torch.linalg.vector_norm(u, ord=2 if l2 else 1))
+    if not norm > 0 or not math.isfinite(norm):
+        return -math.inf
+    v = apply_H(u[:, None])[:, 0]
+    s = (cols.Gt @ v).detach().cpu().double().numpy()  # (k,) = g_jᵀ H u
+    s_abs = (cols.Gt.abs() @ v.abs()).detach().cpu().double().numpy()
+    other = ~cols.is_f
+    total = float(np.minimum(cols.lb[other] * s[other], cols.ub[other] * s[other]).sum())
+    scale = float((np.maximum(np.abs(cols.lb), np.abs(cols.ub)) * s_abs).sum())
+    if cols.mu != 0 and cols.is_f.any():
+        f_idx = np.nonzero(cols.is_f)[0]
+        total += cols.mu * float(s[f_idx].min())
+    eps = torch.finfo(cols.Gt.dtype).eps
+    total -= 8.0 * math.sqrt(cols.Gt.shape[1]) * eps * scale
+    bound = total / norm
+    return bound * (1.0 - _BOUND_MARGIN) if bound > 0 else bound
 
 
 def _solve_screened(

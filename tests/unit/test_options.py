@@ -88,6 +88,7 @@ NCVX_FORM = {
     "qp_tol": 1e-9,
     "bfgs_y": "lagrangian",
     "bounds": None,
+    "stat_skip_qp": True,  # the termination QP only where its value can stop the run
 }
 
 
@@ -182,6 +183,7 @@ NON_DEFAULTS = {
     "seed": 12,
     "qp_tol": 1e-7,
     "bfgs_y": "penalty",
+    "stat_skip_qp": False,
     "bounds": (0.0, 1.0),
 }
 
@@ -301,6 +303,7 @@ INVALID = [
     ("qp_tol", 0.0),
     ("qp_tol", 2.0),
     ("bfgs_y", "hessian"),
+    ("stat_skip_qp", "yes"),
     ("bounds", 3.0),
 ]
 

@@ -16,7 +16,12 @@ from ncvx.problem.binding import DictBinding
 from ncvx.problem.evaluator import Evaluator
 from ncvx.problem.variables import VariableLayout
 from ncvx.qp import QPSolver
-from ncvx.stationarity import smooth_shortcut, stationarity
+from ncvx.stationarity import (
+    _reduced_columns,
+    measure_lower_bound,
+    smooth_shortcut,
+    stationarity,
+)
 from ncvx.steering import SteeringSettings, steer
 
 F64 = torch.float64
@@ -422,3 +427,61 @@ def test_unconstrained_single_sample_needs_no_qp():
     res = stationarity(point, _samples_of(point), lambda v: H @ v, _FailingQP(10**9))
     assert res.qp_form == 1
     torch.testing.assert_close(res.d, -0.7 * H @ point.ev.grad_f)
+
+
+# ---------------------------------------------------------------------------- skipping the QP
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 5),
+    l=st.integers(1, 5),
+    m_i=st.integers(0, 3),
+    m_e=st.integers(0, 2),
+    seed=st.integers(0, 10_000),
+    mu=st.floats(0.05, 2.0),
+    l2=st.booleans(),
+)
+def test_lower_bound_never_exceeds_the_measure(n, l, m_i, m_e, seed, mu, l2):
+    """The bound holds for any direction u, whatever the QP's linear term and the samples."""
+    fn, g = _random_problem(seed, n, m_i, m_e)
+    x = torch.randn(n, generator=g, dtype=F64)
+    point = _point(fn, x, mu)
+    rows = [_samples_of(point)[0]]
+    for _ in range(l - 1):
+        rows.append(_samples_of(_point(fn, x + 0.3 * torch.randn(n, generator=g, dtype=F64)))[0])
+    samples = torch.stack(rows)
+    H = _spd(n, g)
+    exact = stationarity(point, samples, lambda v: H @ v, QPSolver("daqp"), l2=l2)
+    assert exact.qp_form == 1
+    cols = _reduced_columns(point, samples)
+    for u in (H @ point.grad_phi, torch.randn(n, generator=g, dtype=F64), exact.d):
+        bound = measure_lower_bound(cols, u, lambda v: H @ v, l2=l2)
+        assert bound <= exact.value * (1 + 1e-9) + 1e-12
+
+
+def test_lower_bound_is_tight_for_one_smooth_sample():
+    """One sample, no constraints: u = H∇φ gives the measure itself (up to the margin)."""
+    fn, g = _random_problem(3, 4, 0, 0)
+    point = _point(fn, torch.randn(4, generator=g, dtype=F64))
+    H = _spd(4, g)
+    cols = _reduced_columns(point, _samples_of(point))
+    bound = measure_lower_bound(cols, H @ point.grad_phi, lambda v: H @ v)
+    value = float((H @ point.grad_phi).norm())
+    assert value * 0.98 <= bound <= value
+
+
+def test_skip_reports_the_bound_only_when_it_rules_out_certification():
+    fn, g = _random_problem(5, 3, 1, 0)
+    point = _point(fn, torch.randn(3, generator=g, dtype=F64))
+    samples = _samples_of(point)
+    H = _spd(3, g)
+    exact = stationarity(point, samples, lambda v: H @ v, QP)
+    skipped = stationarity(point, samples, lambda v: H @ v, QP, certify_below=1e-8)
+    assert skipped.qp_form == 3 and skipped.d is None
+    assert 1e-8 < skipped.value <= exact.value * (1 + 1e-9)
+    # a threshold above the measure: the bound cannot rule it out, the QP is solved
+    solved = stationarity(point, samples, lambda v: H @ v, QP, certify_below=2 * exact.value)
+    assert solved.qp_form == 1 and solved.value == pytest.approx(exact.value, rel=1e-9)
+    always = stationarity(point, samples, lambda v: H @ v, QP, certify_below=-math.inf)
+    assert always.qp_form == 3
