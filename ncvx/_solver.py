@@ -214,7 +214,7 @@ class BFGSSQP:
         self.lagrangian_fallbacks = 0
         self.feasibility_corrections = 0
         self._lingering = 0  # iterations in a row just outside the violation tolerance
-        self._last_stat_vector: torch.Tensor | None = None  # the last QP's d (bound's 2nd try)
+        self._last_combination: torch.Tensor | None = None  # the last QP's G y (for the bound)
         status: Status = Status.MAXIT
         error: BaseException | None = None
         try:
@@ -334,8 +334,6 @@ class BFGSSQP:
             if mu == point.mu and start.phi != 0
             else math.inf
         )
-        # the last iteration allowed: its measure is the final one, so the QP's, with this H
-        stat = self._stationarity(new, exact=self.iters + 1 >= self.opts.maxit)
         if bool((s != 0).any()):
             info = self.hessian.update(s, y)
             if not info.applied:
@@ -344,6 +342,10 @@ class BFGSSQP:
                 )
         else:
             self.hessian.stats.record_skip()
+        # measured with the updated H, the one the next steering QP uses (a one-sample
+        # termination QP is that steering QP and is shared with it); the last iteration
+        # allowed: its measure is the final one, so the QP's
+        stat = self._stationarity(new, exact=self.iters + 1 >= self.opts.maxit)
         self.iters += 1
         halted = self._emit(
             IterationRecord(
@@ -492,7 +494,7 @@ class BFGSSQP:
         recomputed, a few times at most; what is left of such components is dropped)."""
         free = self._free(point)
         if free is None or self.box is None:
-            return self.directions(point, level)
+            return self.directions(point, level, shared=point.shared_qp)
         for _ in range(_FIXING_ROUNDS):
             d, mu, multipliers = self.directions(point, level, free)
             if multipliers is not None:
@@ -563,10 +565,13 @@ class BFGSSQP:
                 l2=bool(self.opts.stat_l2_model),
                 certify_below=certify_below,
                 grad_phi=grad_phi,
-                hint=self._last_stat_vector,
+                hint=self._last_combination,
+                share=free is None and self.constrained,
             )
-        if res.d is not None and res.qp_form in (1, 2):
-            self._last_stat_vector = res.d
+            if res.combination is not None:
+                self._last_combination = res.combination
+            if res.multipliers is not None and res.d is not None and free is None:
+                point.shared_qp = (res.multipliers, res.d)
         point.stat_value = res.value
         point.stat_bounded = res.qp_form == 3
         return res

@@ -73,13 +73,20 @@ class DirectionFinder:
         self.generator = generator
 
     def __call__(
-        self, point: PenaltyPoint, level: int, free: torch.Tensor | None = None
+        self,
+        point: PenaltyPoint,
+        level: int,
+        free: torch.Tensor | None = None,
+        shared: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, float, torch.Tensor | None]:
         """Direction ``d`` (``(n,)``), its penalty parameter, and the steering QP's multipliers
         ``[y_e; y_i]`` (``None`` for levels 2-4).
 
         ``free`` (``(n,)`` bool): with simple bounds, the variables the direction may move; the
         operators are restricted to them (``P_F H P_F``) and ``d`` is zero elsewhere.
+
+        ``shared``: the level-0 steering QP's answer at ``point.mu`` if already known (see
+        :func:`~ncvx.steering.steer`); used only at level 0 without ``free``.
 
         Raises ``QPBackendError`` when a steering QP fails.
         """
@@ -93,7 +100,8 @@ class DirectionFinder:
             apply_qp, apply_H, eye = masked(apply_qp, free), masked(apply_H, free), masked(eye, free)
             g = torch.where(free, g, 0.0)
         if level in (0, 1):
-            res = steer(point, apply_qp if level == 0 else eye, self.qp, self.steering)
+            use = shared if level == 0 and free is None else None
+            res = steer(point, apply_qp if level == 0 else eye, self.qp, self.steering, use)
             return res.d, res.mu, res.multipliers
         if level == 2:
             return -apply_H(g), point.mu, None

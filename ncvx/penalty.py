@@ -75,6 +75,8 @@ class PenaltyPoint:
     _grad_viol: torch.Tensor | None = field(default=None, repr=False)
     stat_value: float = math.nan
     stat_bounded: bool = False  # stat_value is a lower bound (the termination QP was skipped)
+    # the one-sample termination QP's answer (y, d), which is the steering QP at this mu
+    shared_qp: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
 
     @staticmethod
     def create(ev: Evaluation, mu: float, ineq_tol: float, eq_tol: float) -> PenaltyPoint:

@@ -30,9 +30,10 @@ import numpy as np
 import torch
 
 from .errors import QPBackendError
+from .gram import h_rows_gram
 from .penalty import PenaltyPoint
 from .qp import QPSolver
-from .steering import make_qp
+from .steering import make_qp, steering_qp_at_mu
 
 
 @dataclass(frozen=True)
@@ -41,13 +42,20 @@ class StationarityResult:
 
     ``qp_form`` is 0 (smooth shortcut, no QP), 1 (with H), 2 (with I), -1 (every QP failed), or
     3 (no QP: ``value`` is a lower bound on the measure that already rules out certification).
-    ``d`` is the stationarity vector ``-H G y`` (``(n,)``), or ``None`` when no QP was solved.
+    ``d`` is the stationarity vector ``-H G y`` (``(n,)``), or ``None`` when no QP was solved;
+    ``combination`` is ``G y`` (``(n,)``, the gradient combination before ``H``). With a single
+    gradient sample the termination QP *is* the steering QP at ``mu`` (same Gram matrix, same
+    linear term, same boxes, ``y_f = mu``); when it was solved as such (``share``),
+    ``multipliers`` holds its constraint weights ``[y_e; y_i]`` (``(m_e + m_i,)``) and ``d`` is
+    the steered direction ``d(mu)``.
     """
 
     value: float
     n_samples: int
     qp_form: int
     d: torch.Tensor | None
+    combination: torch.Tensor | None = None
+    multipliers: torch.Tensor | None = None
 
 
 def stationarity(
@@ -60,6 +68,7 @@ def stationarity(
     certify_below: float | None = None,
     grad_phi: torch.Tensor | None = None,
     hint: torch.Tensor | None = None,
+    share: bool = False,
 ) -> StationarityResult:
     """Stationarity measure at ``point`` from gradient samples ``(l, 1 + m_i + m_e, n)``.
 
@@ -72,24 +81,42 @@ def stationarity(
     clipped at 0) if :func:`measure_lower_bound` with ``u = H grad_phi`` shows the measure
     exceeds it; ``-inf`` skips it always (a point where the measure cannot stop the run).
     ``grad_phi`` ``(n,)`` defaults to ``point.grad_phi``. ``hint`` ``(n,)``: a second direction
-    to try, e.g. the previous iteration's stationarity vector ``d`` (then ``u = -d``).
+    ``u`` to try, e.g. the previous QP's ``combination`` ``G y`` (then ``H u`` is close to the
+    measure's own vector). ``share``: with a single sample, solve the QP even where the bound
+    would skip it, because the caller reuses its answer as the next steering QP's.
     """
     cols = _reduced_columns(point, samples)
-    if certify_below is not None:
+    l = samples.shape[0]
+    shared = share and l == 1
+    if certify_below is not None and not shared:
         g = point.grad_phi if grad_phi is None else grad_phi
         bound = measure_lower_bound(cols, apply_H(g[:, None])[:, 0], apply_H, l2=l2)
         if bound <= certify_below and hint is not None:
-            bound = max(bound, measure_lower_bound(cols, -hint, apply_H, l2=l2))
+            bound = max(bound, measure_lower_bound(cols, hint, apply_H, l2=l2))
         if bound > certify_below:
-            return StationarityResult(max(bound, 0.0), samples.shape[0], 3, None)
+            return StationarityResult(max(bound, 0.0), l, 3, None)
+    if shared:
+        # the one-sample termination QP is the steering QP at mu: solved the steering QP's way
+        # (same formulation, same multipliers), so that the next steering step reuses it
+        try:
+            y, d = steering_qp_at_mu(point, apply_H, qp)
+        except QPBackendError:
+            pass  # the general path below, with its H = I fallback
+        else:
+            ev = point.ev
+            assert ev.grad_f is not None and ev.J_e is not None and ev.J_i is not None
+            combination = point.mu * ev.grad_f + torch.cat([ev.J_e, ev.J_i]).T @ y
+            value = float(torch.linalg.vector_norm(d, ord=2 if l2 else math.inf))
+            return StationarityResult(value, 1, 1, d, combination, y)
     for form, op in ((1, apply_H), (2, None)):
         try:
-            d = _solve_screened(cols, op, qp)
+            solved = _solve_screened(cols, op, qp)
         except QPBackendError:
             continue
+        d = solved.d
         value = float(torch.linalg.vector_norm(d, ord=2 if l2 else math.inf))
-        return StationarityResult(value, samples.shape[0], form, d)
-    return StationarityResult(math.inf, samples.shape[0], -1, None)
+        return StationarityResult(value, l, form, d, solved.combination)
+    return StationarityResult(math.inf, l, -1, None)
 
 
 @dataclass(frozen=True)
@@ -215,10 +242,20 @@ def measure_lower_bound(
     return bound * (1.0 - _BOUND_MARGIN) if bound > 0 else bound
 
 
+@dataclass(frozen=True)
+class _Solved:
+    """A termination QP's answer: ``d = -H G y`` (n,), the weights ``y`` over all columns (k,),
+    zero where screened out, and ``G y`` (n,)."""
+
+    d: torch.Tensor
+    y: np.ndarray
+    combination: torch.Tensor
+
+
 def _solve_screened(
     cols: _Columns, op: Callable[[torch.Tensor], torch.Tensor] | None, qp: QPSolver
-) -> torch.Tensor:
-    """``d = -H G y`` of the termination QP, by constraint generation over inactive inequalities.
+) -> _Solved:
+    """The termination QP, by constraint generation over inactive inequalities.
 
     Solves on a working set; an excluded inequality column ``j`` (``y_j = 0``) is optimal in the
     full QP iff its reduced gradient ``g_jᵀ H G y + b_j = -g_jᵀ d - c_j`` is nonnegative. Columns
@@ -226,31 +263,34 @@ def _solve_screened(
     """
     active = ~cols.screenable
     for _round in range(6):
-        d = _solve_subset(cols, np.nonzero(active)[0], op, qp)
+        solved = _solve_subset(cols, np.nonzero(active)[0], op, qp)
         if active.all():
-            return d
+            return solved
         out = np.nonzero(~active)[0]
         g_out = cols.Gt[torch.as_tensor(out, device=cols.Gt.device)]
-        reduced = -(g_out @ d).detach().cpu().double().numpy() + cols.b[out]
+        reduced = -(g_out @ solved.d).detach().cpu().double().numpy() + cols.b[out]
         tol = 1e-12 * (1.0 + np.abs(cols.b[out]))
         wrong = reduced < -tol
         if not wrong.any():
-            return d
+            return solved
         active[out[wrong]] = True
     return _solve_subset(cols, np.arange(len(cols.b)), op, qp)
 
 
 def _solve_subset(
     cols: _Columns, idx: np.ndarray, op: Callable[[torch.Tensor], torch.Tensor] | None, qp: QPSolver
-) -> torch.Tensor:
+) -> _Solved:
     Gt = cols.Gt[torch.as_tensor(idx, device=cols.Gt.device)]
-    HGt = op(Gt.T) if op is not None else Gt.T  # (n, k)
+    if op is None:
+        HGt, gram = Gt.T, Gt @ Gt.T  # (n, k), (k, k)
+    else:
+        HGt, gram = h_rows_gram(Gt, op)
+    y_all = np.zeros(len(cols.b))
     if len(idx) == 1 and cols.is_f[idx[0]] and cols.mu != 0:
         # one objective column (an unconstrained problem with one distinct sample): the sum
         # constraint fixes y = mu, no QP to solve
-        return -cols.mu * HGt[:, 0]
-    gram = Gt @ HGt
-    gram = 0.5 * (gram + gram.T)
+        y_all[idx] = cols.mu
+        return _Solved(-cols.mu * HGt[:, 0], y_all, cols.mu * Gt[0])
     is_f = cols.is_f[idx]
     A, rhs = None, None
     if cols.mu != 0:  # with mu = 0 the objective columns carry no weight
@@ -266,8 +306,9 @@ def _solve_subset(
             b=rhs,
         )
     )
+    y_all[idx] = sol.x
     y = torch.as_tensor(sol.x, dtype=HGt.dtype, device=HGt.device)
-    return -(HGt @ y)
+    return _Solved(-(HGt @ y), y_all, Gt.T @ y)
 
 
 def smooth_shortcut(

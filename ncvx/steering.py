@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .errors import QPBackendError
+from .gram import h_rows_gram
 from .penalty import PenaltyPoint
 from .qp import QPProblem, QPSolver
 
@@ -49,50 +50,96 @@ class SteeringSettings:
     ineq_margin: float = 1e-6
 
 
+class SteeringQP:
+    """The steering QP at one point, for any ``mu``: the data that does not depend on ``mu``
+    (``C``, ``c``, ``H g``, the working set and its Gram matrix) is computed once."""
+
+    def __init__(
+        self, point: PenaltyPoint, apply_H: Callable[[torch.Tensor], torch.Tensor], qp: QPSolver
+    ) -> None:
+        ev = point.ev
+        ev.ensure_gradients()
+        assert ev.J_i is not None and ev.J_e is not None and ev.grad_f is not None
+        self.m_e = ev.ce.numel()
+        self.C = torch.cat([ev.J_e, ev.J_i])  # (m, n)
+        c = torch.cat([ev.ce, ev.ci])  # (m,)
+        self.Hg = apply_H(ev.grad_f)  # (n,)
+        # host copies of the small QP data, once
+        self.CHg = (self.C @ self.Hg).detach().cpu().double().numpy()
+        self.c = c.detach().cpu().double().numpy()
+        m = self.c.shape[0]
+        self.lb = np.zeros(m)
+        self.lb[: self.m_e] = -1.0
+        self.ub = np.ones(m)
+        self.apply_H = apply_H
+        self.qp = qp
+        self._work: _WorkingSet | None = None
+
+    def solve(self, mu: float) -> tuple[np.ndarray, torch.Tensor]:
+        """Multipliers ``y`` (``(m,)``, ``[y_e; y_i]``) and ``d(mu)`` (``(n,)``)."""
+        if self._work is None:
+            self._work = _WorkingSet(self.C, self.c, self.m_e, self.apply_H)
+        work, Hg = self._work, self.Hg
+        while True:
+            idx = work.indices
+            if idx.size:
+                q = mu * self.CHg[idx] - self.c[idx]
+                P = work.gram
+                y_w = self.qp.solve(make_qp(P=P, q=q, lb=self.lb[idx], ub=self.ub[idx])).x
+            else:
+                y_w = np.zeros(0)
+            d = -mu * Hg - work.HCt @ torch.as_tensor(y_w, dtype=Hg.dtype, device=Hg.device)
+            if not work.admit_violated(self.linearized(d)):
+                break
+        y = np.zeros(self.c.shape[0])
+        y[idx] = y_w
+        return y, d
+
+    def linearized(self, d: torch.Tensor) -> np.ndarray:
+        """The linearised constraints ``c + C d`` (``(m,)``)."""
+        return self.c + (self.C @ d).detach().cpu().double().numpy()
+
+
+def steering_qp_at_mu(
+    point: PenaltyPoint, apply_H: Callable[[torch.Tensor], torch.Tensor], qp: QPSolver
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(y, d)`` of the steering QP at ``mu = point.mu``, exactly as :func:`steer` solves it
+    first (so that a caller can hand it back to :func:`steer` as ``shared``)."""
+    y, d = SteeringQP(point, apply_H, qp).solve(point.mu)
+    return torch.as_tensor(y, dtype=d.dtype, device=d.device), d
+
+
 def steer(
     point: PenaltyPoint,
     apply_H: Callable[[torch.Tensor], torch.Tensor],
     qp: QPSolver,
     settings: SteeringSettings,
+    shared: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> SteeringResult:
-    """Compute the steered direction at ``point``; raises ``QPBackendError`` if a QP fails."""
+    """Compute the steered direction at ``point``; raises ``QPBackendError`` if a QP fails.
+
+    ``shared``: ``(y, d)`` from :func:`steering_qp_at_mu` at this point with this ``H``, if
+    already solved (the one-sample termination QP is this QP); the first solve is then skipped.
+    """
     ev = point.ev
-    ev.ensure_gradients()
-    assert ev.J_i is not None and ev.J_e is not None and ev.grad_f is not None
-    m_e = ev.ce.numel()
-    C = torch.cat([ev.J_e, ev.J_i])  # (m, n)
-    c = torch.cat([ev.ce, ev.ci])  # (m,)
-    Hg = apply_H(ev.grad_f)  # (n,)
-    CHg = C @ Hg
-    # host copies of the small QP data, once
-    CHg_np = CHg.detach().cpu().double().numpy()
-    c_np = c.detach().cpu().double().numpy()
-    m = c_np.shape[0]
-    lb = np.zeros(m)
-    lb[:m_e] = -1.0
-    ub = np.ones(m)
+    sqp = SteeringQP(point, apply_H, qp)
+    m_e = sqp.m_e
+    Hg = sqp.Hg
     viol_now = point.viol.tv_l1 if settings.l1_model else point.viol.tv
     tol = _SQRT_EPS * max(viol_now, 1.0)
     n_qps = 0
-    work = _WorkingSet(C, c_np, m_e, apply_H)
 
     def solve(mu: float) -> tuple[np.ndarray, float, torch.Tensor]:
         """Multipliers ``y`` (m,), the predicted reduction, and ``d(mu)``."""
-        nonlocal n_qps
-        n_qps += 1  # one steering QP (its working-set rounds are not counted apart)
-        while True:
-            idx = work.indices
-            if idx.size:
-                q = mu * CHg_np[idx] - c_np[idx]
-                y_w = qp.solve(make_qp(P=work.gram, q=q, lb=lb[idx], ub=ub[idx])).x
-            else:
-                y_w = np.zeros(0)
-            d = -mu * Hg - work.HCt @ torch.as_tensor(y_w, dtype=Hg.dtype, device=Hg.device)
-            lin = c_np + (C @ d).detach().cpu().double().numpy()  # linearised c + C d
-            if not work.admit_violated(lin):
-                break
-        y = np.zeros(m)
-        y[idx] = y_w
+        nonlocal n_qps, shared
+        if shared is not None and mu == point.mu:
+            y_t, d = shared
+            shared = None
+            y = y_t.detach().cpu().double().numpy()
+        else:
+            n_qps += 1  # one steering QP (its working-set rounds are not counted apart)
+            y, d = sqp.solve(mu)
+        lin = sqp.linearized(d)
         return y, predicted_reduction(lin, y, m_e, viol_now, settings.l1_model), d
 
     mu = point.mu
@@ -149,9 +196,8 @@ class _WorkingSet:
     def _build(self) -> None:
         self.indices = np.nonzero(self.member)[0]
         Cw = self.C[torch.as_tensor(self.indices, device=self.C.device)]  # (k, n)
-        self.HCt = self.apply_H(Cw.T) if len(self.indices) else Cw.T  # (n, k)
-        gram = Cw @ self.HCt
-        self.gram = (0.5 * (gram + gram.T)).detach().cpu().double().numpy()
+        self.HCt, gram = h_rows_gram(Cw, self.apply_H)  # (n, k), (k, k)
+        self.gram = gram.detach().cpu().double().numpy()
 
     def admit_violated(self, lin: np.ndarray) -> bool:
         """Add the left-out constraints whose linearisation ``lin`` is violated; True if any."""

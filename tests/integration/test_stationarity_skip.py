@@ -47,10 +47,14 @@ def test_skipping_changes_nothing_but_the_work(limited):
             assert value <= exact * (1 + 1e-9) + 1e-15
 
 
+def _nonsmooth_unconstrained(x):
+    return torch.maximum((x - 1.0).pow(2).sum(), (x + 0.5).pow(2).sum() - 1.0), None, None
+
+
 def test_final_measure_is_the_qps_at_maxit():
     x0 = torch.tensor([2.0, -1.5, 0.7, 3.0], dtype=F64)
-    res, forms, _ = _run(True, _nonsmooth_constrained, x0, maxit=3)
-    ref, _, _ = _run(False, _nonsmooth_constrained, x0, maxit=3)
+    res, forms, _ = _run(True, _nonsmooth_unconstrained, x0, maxit=3)
+    ref, _, _ = _run(False, _nonsmooth_unconstrained, x0, maxit=3)
     assert res.status == ncvx.Status.MAXIT
     assert 3 in forms[:-1] and forms[-1] == 1  # the last iteration solves its QP
     assert res.stat_value == pytest.approx(ref.stat_value, rel=1e-6)
@@ -64,7 +68,7 @@ def test_final_measure_is_a_qps_after_a_halt():
         forms.append(rec.stat_form)
         return rec.iteration == 2
 
-    res = ncvx.solve(_nonsmooth_constrained, x0, print_level=0, callback=halt)
+    res = ncvx.solve(_nonsmooth_unconstrained, x0, print_level=0, callback=halt)
     assert res.status == ncvx.Status.USER_HALT and forms[-1] == 3
     # re-measured by the QP at the stop (with H as updated after the bound was taken)
     assert 0.0 <= res.stat_value < float("inf")
@@ -72,5 +76,5 @@ def test_final_measure_is_a_qps_after_a_halt():
 
 def test_log_marks_bounds(capsys):
     x0 = torch.tensor([2.0, -1.5, 0.7, 3.0], dtype=F64)
-    ncvx.solve(_nonsmooth_constrained, x0, maxit=3, print_level=1)
+    ncvx.solve(_nonsmooth_unconstrained, x0, maxit=3, print_level=1)
     assert ":b" in capsys.readouterr().out

@@ -485,3 +485,30 @@ def test_skip_reports_the_bound_only_when_it_rules_out_certification():
     assert solved.qp_form == 1 and solved.value == pytest.approx(exact.value, rel=1e-9)
     always = stationarity(point, samples, lambda v: H @ v, QP, certify_below=-math.inf)
     assert always.qp_form == 3
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 5),
+    m_i=st.integers(0, 4),
+    m_e=st.integers(0, 2),
+    seed=st.integers(0, 10_000),
+    mu=st.floats(0.05, 10.0),
+)
+def test_one_sample_termination_qp_is_the_steering_qp(n, m_i, m_e, seed, mu):
+    """Shared between the two: the same multipliers and direction, and steering given them
+    returns what it computes itself."""
+    assume(m_i + m_e > 0)
+    fn, g = _random_problem(seed, n, m_i, m_e)
+    point = _point(fn, 2 * torch.randn(n, generator=g, dtype=F64), mu)
+    H = _spd(n, g)
+    stat = stationarity(point, _samples_of(point), lambda v: H @ v, QPSolver("daqp"), share=True)
+    assert stat.multipliers is not None and stat.multipliers.shape == (m_e + m_i,)
+    settings = SteeringSettings(ineq_margin=math.inf)
+    own = steer(point, lambda v: H @ v, QPSolver("daqp"), settings)
+    reused = steer(point, lambda v: H @ v, QPSolver("daqp"), settings, (stat.multipliers, stat.d))
+    scale = 1.0 + float(own.d.norm())
+    torch.testing.assert_close(stat.d, own.d if own.mu == mu else stat.d, atol=1e-7 * scale, rtol=0)
+    assert reused.mu == own.mu
+    torch.testing.assert_close(reused.d, own.d, atol=1e-7 * scale, rtol=0)
+    assert reused.n_qps == own.n_qps - 1
