@@ -570,8 +570,8 @@ class BFGSSQP:
             )
             if res.combination is not None:
                 self._last_combination = res.combination
-            if res.multipliers is not None and res.d is not None and free is None:
-                point.shared_qp = (res.multipliers, res.d)
+            if res.steering is not None and free is None:
+                point.shared_qp = res.steering
         point.stat_value = res.value
         point.stat_bounded = res.qp_form == 3
         return res

@@ -11,6 +11,14 @@ or ∞-norm when ``stat_l2_model=False``): the length of the shortest H-weighted
 sampled penalty subgradients. When ``‖∇φ‖ <= opt_tol`` the QP is skipped and ``‖∇φ‖`` is used.
 If the QP fails with ``H`` it is solved with ``H = I``; if that fails too the measure is ``inf``.
 
+Sample 0's own QP (the other samples' weights fixed at 0, a face of the QP's feasible set) is
+also solved, and the measure is the smaller of the two values. The QP minimises the H-weighted
+``‖G y‖_H`` plus a linear term while the measure is ``‖H G y‖``, so the full QP's value is not
+always below sample 0's, although sample 0's combination is one of the full QP's candidates:
+near-duplicate samples (a smooth problem near its solution) left it up to 3× above it. Sample 0's
+QP is the steering QP at ``mu`` (with constraints) or ``d = -H∇φ`` (without), which the next
+iteration needs anyway.
+
 The measure only matters where it can stop the run: at a point feasible to tolerance, when it is
 at most ``opt_tol``. For every feasible ``y`` and any direction ``u``,
 ``‖H G y‖ ≥ uᵀ H G y / ‖u‖ ≥ min_{y' feasible} (H u)ᵀ G y' / ‖u‖``, and the right-hand side is
@@ -46,8 +54,8 @@ class StationarityResult:
     ``combination`` is ``G y`` (``(n,)``, the gradient combination before ``H``). With a single
     gradient sample the termination QP *is* the steering QP at ``mu`` (same Gram matrix, same
     linear term, same boxes, ``y_f = mu``); when it was solved as such (``share``),
-    ``multipliers`` holds its constraint weights ``[y_e; y_i]`` (``(m_e + m_i,)``) and ``d`` is
-    the steered direction ``d(mu)``.
+    ``multipliers`` holds its constraint weights ``[y_e; y_i]`` (``(m_e + m_i,)``) and
+    ``steering_d`` (or ``d`` if None) the steered direction ``d(mu)``.
     """
 
     value: float
@@ -56,6 +64,19 @@ class StationarityResult:
     d: torch.Tensor | None
     combination: torch.Tensor | None = None
     multipliers: torch.Tensor | None = None
+    steering_d: torch.Tensor | None = None
+
+    @property
+    def steering(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(y, d(mu))`` of the steering QP at ``mu`` when it was solved here (else None)."""
+        if self.multipliers is None:
+            return None
+        d = self.steering_d if self.steering_d is not None else self.d
+        return None if d is None else (self.multipliers, d)
+
+
+def _d_of(res: StationarityResult | None) -> torch.Tensor | None:
+    return None if res is None else res.d
 
 
 def stationarity(
@@ -87,35 +108,52 @@ def stationarity(
     """
     cols = _reduced_columns(point, samples)
     l = samples.shape[0]
-    shared = share and l == 1
-    if certify_below is not None and not shared:
-        g = point.grad_phi if grad_phi is None else grad_phi
+    order = 2 if l2 else math.inf
+    g = point.grad_phi if grad_phi is None else grad_phi
+    # The sample-0 QP (its feasible set is a face of the full QP's): its value, and for the
+    # caller the steering answer it is. With constraints it is the steering QP at mu, solved the
+    # steering way so the next steering step reuses it; without, it is d = -H∇φ (no QP).
+    one: StationarityResult | None = None
+    ev = point.ev
+    if share and not cols.is_f.all():
+        try:
+            y, d1 = steering_qp_at_mu(point, apply_H, qp)
+        except QPBackendError:
+            pass  # the general path below, with its H = I fallback
+        else:
+            assert ev.grad_f is not None and ev.J_e is not None and ev.J_i is not None
+            combination = point.mu * ev.grad_f + torch.cat([ev.J_e, ev.J_i]).T @ y
+            value = float(torch.linalg.vector_norm(d1, ord=order))
+            one = StationarityResult(value, l, 1, d1, combination, y)
+    elif cols.is_f.all() and cols.mu != 0:
+        d1 = -apply_H(g[:, None])[:, 0]
+        one = StationarityResult(float(torch.linalg.vector_norm(d1, ord=order)), l, 1, d1, g)
+    if one is not None and (l == 1 or (certify_below is not None and one.value <= certify_below)):
+        return one  # the measure itself (one sample), or already small enough to certify
+    if certify_below is not None:
         bound = measure_lower_bound(cols, apply_H(g[:, None])[:, 0], apply_H, l2=l2)
         if bound <= certify_below and hint is not None:
             bound = max(bound, measure_lower_bound(cols, hint, apply_H, l2=l2))
         if bound > certify_below:
-            return StationarityResult(max(bound, 0.0), l, 3, None)
-    if shared:
-        # the one-sample termination QP is the steering QP at mu: solved the steering QP's way
-        # (same formulation, same multipliers), so that the next steering step reuses it
-        try:
-            y, d = steering_qp_at_mu(point, apply_H, qp)
-        except QPBackendError:
-            pass  # the general path below, with its H = I fallback
-        else:
-            ev = point.ev
-            assert ev.grad_f is not None and ev.J_e is not None and ev.J_i is not None
-            combination = point.mu * ev.grad_f + torch.cat([ev.J_e, ev.J_i]).T @ y
-            value = float(torch.linalg.vector_norm(d, ord=2 if l2 else math.inf))
-            return StationarityResult(value, 1, 1, d, combination, y)
+            if one is not None and one.value <= bound:
+                return one  # min(sample 0, all samples) = sample 0's, exactly
+            value = max(bound, 0.0) if one is None else min(max(bound, 0.0), one.value)
+            steering = None if one is None else one.multipliers
+            return StationarityResult(value, l, 3, None, None, steering, _d_of(one))
     for form, op in ((1, apply_H), (2, None)):
         try:
             solved = _solve_screened(cols, op, qp)
         except QPBackendError:
             continue
-        d = solved.d
-        value = float(torch.linalg.vector_norm(d, ord=2 if l2 else math.inf))
-        return StationarityResult(value, l, form, d, solved.combination)
+        value = float(torch.linalg.vector_norm(solved.d, ord=order))
+        if one is not None and one.value <= value:
+            return one
+        steering = None if one is None else one.multipliers
+        return StationarityResult(
+            value, l, form, solved.d, solved.combination, steering, _d_of(one)
+        )
+    if one is not None:
+        return one
     return StationarityResult(math.inf, l, -1, None)
 
 

@@ -53,8 +53,9 @@ def _nonsmooth_unconstrained(x):
 
 def test_final_measure_is_the_qps_at_maxit():
     x0 = torch.tensor([2.0, -1.5, 0.7, 3.0], dtype=F64)
-    res, forms, _ = _run(True, _nonsmooth_unconstrained, x0, maxit=3)
-    ref, _, _ = _run(False, _nonsmooth_unconstrained, x0, maxit=3)
+    # iteration 13 is the first with several samples and a bound above opt_tol
+    res, forms, _ = _run(True, _nonsmooth_constrained, x0, maxit=15)
+    ref, _, _ = _run(False, _nonsmooth_constrained, x0, maxit=15)
     assert res.status == ncvx.Status.MAXIT
     assert 3 in forms[:-1] and forms[-1] == 1  # the last iteration solves its QP
     assert res.stat_value == pytest.approx(ref.stat_value, rel=1e-6)
@@ -66,9 +67,9 @@ def test_final_measure_is_a_qps_after_a_halt():
 
     def halt(rec):
         forms.append(rec.stat_form)
-        return rec.iteration == 2
+        return rec.stat_form == 3
 
-    res = ncvx.solve(_nonsmooth_unconstrained, x0, print_level=0, callback=halt)
+    res = ncvx.solve(_nonsmooth_constrained, x0, print_level=0, callback=halt)
     assert res.status == ncvx.Status.USER_HALT and forms[-1] == 3
     # re-measured by the QP at the stop (with H as updated after the bound was taken)
     assert 0.0 <= res.stat_value < float("inf")
@@ -76,5 +77,5 @@ def test_final_measure_is_a_qps_after_a_halt():
 
 def test_log_marks_bounds(capsys):
     x0 = torch.tensor([2.0, -1.5, 0.7, 3.0], dtype=F64)
-    ncvx.solve(_nonsmooth_unconstrained, x0, maxit=3, print_level=1)
+    ncvx.solve(_nonsmooth_constrained, x0, maxit=15, print_level=1)
     assert ":b" in capsys.readouterr().out

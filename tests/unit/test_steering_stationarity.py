@@ -184,7 +184,17 @@ def test_stationarity_qp_fallbacks():
     with_identity = stationarity(point, samples, lambda v: H @ v, _FailingQP(1))
     assert with_identity.qp_form == 2
     assert with_identity.value == pytest.approx(math.sqrt(20), rel=1e-7)
+    # every QP fails: sample 0's value needs none (d = -H∇f), so it is the measure
     failed = stationarity(point, samples, lambda v: H @ v, _FailingQP(2))
+    assert failed.qp_form == 1 and failed.value == pytest.approx(4 * math.sqrt(20), rel=1e-12)
+    # with a constraint (and no steering QP shared) nothing is left: inf
+    cpoint = _point(
+        lambda x: ((x**2).sum(), x.sum(0, keepdim=True) - 5.0, None),
+        torch.tensor([1.0, -2.0], dtype=F64),
+    )
+    rows = torch.cat([cpoint.ev.grad_f[None], cpoint.ev.J_i])
+    csamples = torch.stack([rows, 2.0 * rows])
+    failed = stationarity(cpoint, csamples, lambda v: H @ v, _FailingQP(2))
     assert failed.qp_form == -1 and math.isinf(failed.value) and failed.d is None
 
 
@@ -512,3 +522,30 @@ def test_one_sample_termination_qp_is_the_steering_qp(n, m_i, m_e, seed, mu):
     assert reused.mu == own.mu
     torch.testing.assert_close(reused.d, own.d, atol=1e-7 * scale, rtol=0)
     assert reused.n_qps == own.n_qps - 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 5),
+    l=st.integers(2, 5),
+    m_i=st.integers(0, 3),
+    m_e=st.integers(0, 2),
+    seed=st.integers(0, 10_000),
+    mu=st.floats(0.05, 2.0),
+)
+def test_measure_never_above_sample_zeros(n, l, m_i, m_e, seed, mu):
+    """More samples never give a larger measure than the current sample alone."""
+    fn, g = _random_problem(seed, n, m_i, m_e)
+    x = torch.randn(n, generator=g, dtype=F64)
+    point = _point(fn, x, mu)
+    rows = [_samples_of(point)[0]]
+    for _ in range(l - 1):
+        rows.append(_samples_of(_point(fn, x + 1e-3 * torch.randn(n, generator=g, dtype=F64)))[0])
+    H = _spd(n, g)
+    share = m_i + m_e > 0
+    alone = stationarity(point, _samples_of(point), lambda v: H @ v, QP, share=share)
+    full = stationarity(point, torch.stack(rows), lambda v: H @ v, QP, share=share)
+    assert full.value <= alone.value * (1 + 1e-12)
+    if share:  # the steering answer at mu comes with it, whichever value was reported
+        assert full.steering is not None
+        torch.testing.assert_close(full.steering[1], alone.d, rtol=0, atol=1e-9)
