@@ -89,7 +89,7 @@ def nonblind_task(n: int, kname: str, sigma: float, maxit: int) -> tuple[dict, d
     rec["methods"]["ncvx_tv_discrepancy"] = {
         **_scores(out.x, P.x), "seconds": out.seconds, "status": int(out.result.status),
         "iters": out.iterations, "restarts": out.restarts, "misfit_ratio": out.misfit_ratio,
-        "tau": 1.0,
+        "tau": 1.0, "box": "bounds",
         "box_violation": float(torch.relu(out.x - 1).max() + torch.relu(-out.x).max()),
     }
     arrays["ncvx_tv_discrepancy"] = out.x

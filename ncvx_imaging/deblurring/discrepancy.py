@@ -81,10 +81,16 @@ def select_tau_df(
     iters: int = 800,
     probes: int = 1,
     seed: int = 0,
+    infeasible_rtol: float = 0.01,
 ) -> TauChoice:
     """``updates`` fixed-point steps ``tau <- 1 - df(tau) / N`` from ``tau = 1`` (see the module
     docstring) for the periodic blur model; ``tau`` is kept in ``[tau_min, 1]``. Returns the last
-    ``tau`` with its matching ``lam`` and primal-dual image (solved at that ``tau``)."""
+    ``tau`` with its matching ``lam`` and primal-dual image (solved at that ``tau``).
+
+    A ``tau`` whose bound no image in the box ``[0, 1]`` can meet (the primal-dual misfit stays
+    above ``tau (1 + infeasible_rtol)`` as the weight goes to zero; happens when ``sigma`` is an
+    under-estimate) is rejected and the previous ``tau`` kept; ``history`` then ends with the
+    rejected entry (its ``df`` NaN)."""
     if sigma <= 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
     if y.dim() != 2 or k.dim() != 2:
@@ -92,17 +98,27 @@ def select_tau_df(
     if updates < 0:
         raise ValueError(f"updates must be >= 0, got {updates}")
     N = y.numel()
+    kk = k.to(y.dtype)
     tau, x, lam = 1.0, None, None
+    prev: tuple[float, float, torch.Tensor] | None = None
     hist: list[tuple[float, float, float]] = []
     for it in range(updates + 1):
         x, lam = tv_deconv_discrepancy_reference(
             y, k, (tau * sigma**2 * N) ** 0.5, iters=iters, x0=x, lam0=lam
         )
+        ratio = float(((conv_circular(x, kk) - y) ** 2).sum()) / (sigma**2 * N)
+        if prev is not None and ratio > tau * (1 + infeasible_rtol):
+            # no image in the box meets this bound (the weight went to zero and the misfit is
+            # still above it): the bound is too tight, keep the last feasible tau
+            hist.append((tau, lam, float("nan")))
+            tau, lam, x = prev
+            break
         if it == updates:
             hist.append((tau, lam, float("nan")))
             break
         df = tv_divergence(y, k, lam, x, sigma, probes=probes, iters=iters, seed=seed)
         hist.append((tau, lam, df))
+        prev = (tau, lam, x)
         tau = min(max(1 - df, tau_min), 1.0)
     assert x is not None and lam is not None
     return TauChoice(tau=tau, lam=lam, x=x, history=hist)

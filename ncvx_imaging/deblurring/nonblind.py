@@ -7,9 +7,10 @@
 No regularisation weight: the noise level ``sigma`` (known, or estimated by
 :func:`~ncvx_imaging.deblurring.estimate_noise_sigma`) sets how far the fit may be from the data
 (Morozov's discrepancy principle; ``tau`` = 1 is the textbook choice; ``tau="df"`` lowers it by the
-estimate's degrees of freedom, :mod:`.discrepancy`). The box is folded into one
+estimate's degrees of freedom, :mod:`.discrepancy`). With ``box="fold"`` the box is folded into one
 constraint (the l2 norm of the positive parts of the violations, :func:`ncvx.fold.box`), keeping the QPs
-ncvx solves tiny.
+ncvx solves tiny. By default the box is given to ncvx as native simple bounds instead
+(``box="bounds"``), which was measured to reach the optimum where the folded box stalls.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def deconv_tv_discrepancy(
     callback: Any = None,
     restarts: int = 3,
     tau_options: dict[str, Any] | None = None,
-    box: str = "fold",
+    box: str = "bounds",
     **options: Any,
 ) -> DeconvResult:
     """Solve the discrepancy-constrained TV problem above with ncvx (L-BFGS-SQP).
@@ -83,12 +84,16 @@ def deconv_tv_discrepancy(
             ``tau_options`` are passed to it). The bound is tighter than at ``tau = 1``;
             starting ncvx from the ``tau = 1`` answer (``x0=``) reaches the optimum more
             closely than a cold start at 128^2 (measured, ``docs/deblurring.md``).
-        box: how ``0 <= x <= 1`` is imposed: ``"fold"`` (one folded constraint, the default) or
-            ``"bounds"`` (ncvx's native simple bounds, iterates stay in the box; needs an ncvx
-            with the ``bounds`` option; the start is clamped into the box).
+        box: how ``0 <= x <= 1`` is imposed: ``"bounds"`` (ncvx's native simple bounds, the
+            default: iterates stay in the box, the start is clamped into it) or ``"fold"`` (one
+            folded nonsmooth constraint). Measured on the benchmark's 8 cases, the native bounds
+            reach the primal-dual optimum (TV within 0.6 %) in all of them at both tau, where the
+            folded box stopped up to 9 % above it (``docs/deblurring.md``).
         boundary: ``"circular"`` or ``"valid"`` blur model.
         x0: start (default: ``y``, edge-padded for ``"valid"``).
-        maxit, limited_mem_size, callback, options: passed to :func:`ncvx.solve`.
+        maxit, limited_mem_size, callback, options: passed to :func:`ncvx.solve` (``ngrad``
+            defaults to 20 here: the stationarity measure's cost grows with it, and on this
+            problem the run ends at ``maxit`` anyway; it does not change the iterates).
         restarts: when ncvx stops early at a line-search failure (codes 6-8) with iterations
             left, start it again from its answer (fresh L-BFGS memory, last penalty parameter),
             at most this many times; ``maxit`` bounds the total.
@@ -142,7 +147,7 @@ def deconv_tv_discrepancy(
         ci = misfit.reshape(1) if native else torch.stack([misfit, box_violation(x)])
         return total_variation(x) / n_img, ci, None
 
-    opts = {"print_level": 0, "opt_tol": 1e-8, "viol_ineq_tol": 1e-6}
+    opts = {"print_level": 0, "opt_tol": 1e-8, "viol_ineq_tol": 1e-6, "ngrad": 20}
     if native:
         opts["bounds"] = (0.0, 1.0)
         start = start.clamp(0, 1)

@@ -112,7 +112,7 @@ def _one_start(
         x0, k0, info = warm.x.to(y).clamp(0, 1), warm.k.to(y), {"warmup": warm}
     am = blind_deblur_am(y, kernel_size, sigma, tau, outer=outer, x0=x0, k0=k0)
     final = deconv_tv_discrepancy(y, am.k, sigma, tau, boundary="valid", x0=am.x.clamp(0, 1),
-                                  maxit=final_maxit)
+                                  maxit=final_maxit, box="fold")
     info["am"] = am
     out = BlindResult(x=final.x, k=am.k, result=final.result, seconds=time.perf_counter() - t0,
                       sigma=sigma, misfit_ratio=final.misfit_ratio)

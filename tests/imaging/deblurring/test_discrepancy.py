@@ -78,3 +78,23 @@ def test_native_bounds_keep_the_box_and_improve(prob) -> None:
     assert float(psnr(out.x, prob.x)) > float(psnr(prob.y, prob.x)) + 1.0
     with pytest.raises(ValueError, match="box"):
         deconv_tv_discrepancy(prob.y, prob.k, prob.sigma, box="clip")
+
+
+def test_select_tau_df_rejects_a_bound_no_boxed_image_meets(monkeypatch) -> None:
+    # a strong blur: with the box, the misfit cannot fall to half the noise level, so a step to
+    # tau = 0.5 (forced here by a huge df) must be rejected and tau = 1 kept
+    import ncvx_imaging.deblurring.discrepancy as disc
+
+    P = make_blur_problem("camera", 24, gaussian_kernel(9, 2.0), 0.05, seed=1)
+    monkeypatch.setattr(disc, "tv_divergence", lambda *a, **k: 0.9)
+    c = disc.select_tau_df(P.y, P.k, P.sigma, iters=200)
+    assert c.tau == 1.0
+    assert [h[0] for h in c.history] == [1.0, 0.5]
+    ratio = float(((conv_circular(c.x, P.k) - P.y) ** 2).sum()) / (P.sigma**2 * P.y.numel())
+    assert abs(ratio - 1) < 0.01  # the returned image is the tau = 1 one
+
+
+def test_deconv_default_box_is_native_bounds(prob) -> None:
+    out = deconv_tv_discrepancy(prob.y, prob.k, prob.sigma, maxit=30)
+    assert float(out.x.min()) >= 0.0 and float(out.x.max()) <= 1.0
+    assert out.result.x.numel() == prob.y.numel()
