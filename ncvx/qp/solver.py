@@ -308,6 +308,10 @@ def _blas_threads_for(k: int) -> Iterator[None]:
 #: iterations. With the cheaper checks it is not faster either (B2 1.4 s with PIQP first).
 SMALL_QP = 0
 
+#: One-variable QPs without an equality row (the steering QP of a problem with one constraint)
+#: are answered in closed form, with no backend call (tests switch it off to reach backends).
+ONE_VARIABLE_CLOSED_FORM = True
+
 
 class QPSolver:
     """Solve :class:`QPProblem` s accurately with a retry / fallback ladder.
@@ -489,6 +493,8 @@ class QPSolver:
         start: float,
     ) -> QPSolution:
         self.requests += 1
+        if pre is None and problem.k == 1 and problem.A is None and ONE_VARIABLE_CLOSED_FORM:
+            return self._one_variable(problem, start)
         records = [] if pre is None else [pre]
         if pre is None or pre.kkt > self.tol:
             scaled = _scaled(problem)
@@ -502,6 +508,26 @@ class QPSolver:
                 if record.kkt <= self.loose_tol:
                     break
         return self._finish(records, start)
+
+    def _one_variable(self, problem: QPProblem, start: float) -> QPSolution:
+        """``min ½ p x² + q x`` on ``[lb, ub]`` in closed form (one constraint's steering QP):
+        the clipped stationary point, or the end ``q`` points to when ``p = 0``."""
+        p, q = float(problem.P[0, 0]), float(problem.q[0])
+        lb, ub = float(problem.lb[0]), float(problem.ub[0])
+        if p > 0.0:
+            x = min(max(-q / p, lb), ub)
+        else:
+            x = lb if q > 0.0 else ub if q < 0.0 else min(max(0.0, lb), ub)
+        kkt = kkt_residuals(problem, np.array([x]))["kkt"]
+        self.last_attempts = [f"closed form: kkt={kkt:.2e}"]
+        return QPSolution(
+            x=np.array([x]),
+            backend="closed-form",
+            status="optimal" if kkt <= self.tol else "inaccurate",
+            kkt=kkt,
+            attempts=0,
+            seconds=time.perf_counter() - start,
+        )
 
     def _finish(self, records: list[_Record], start: float) -> QPSolution:
         self.last_attempts = [r.describe() for r in records]

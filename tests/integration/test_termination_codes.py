@@ -15,6 +15,7 @@ import torch
 import ncvx
 import ncvx._solver as solver_module
 import ncvx.qp.registry as qp_registry
+import ncvx.qp.solver as qp_solver
 from ncvx import Status, pygranso, pygransoStruct
 from ncvx.errors import QPBackendError
 
@@ -371,7 +372,8 @@ def test_code11_native_api_keeps_points() -> None:
 
 def _failing_steering_runner(active: dict):
     """Wrap the QP backend runners: QPs without an equality row (the steering QPs) fail
-    while ``active["on"]``; termination QPs (with the row sum y_f = mu) still work."""
+    while ``active["on"]``; termination QPs (with the row sum y_f = mu) still work.
+    (Callers also switch off the closed form of one-variable QPs, which calls no backend.)"""
     real = qp_registry.runner
 
     def runner(name):
@@ -388,6 +390,7 @@ def _failing_steering_runner(active: dict):
 
 
 def test_code12_steering_qp_failure_without_fallback(monkeypatch) -> None:
+    monkeypatch.setattr(qp_solver, "ONE_VARIABLE_CLOSED_FORM", False)
     monkeypatch.setattr(qp_registry, "runner", _failing_steering_runner({"on": True}))
     soln = pygranso({"x": [2]}, linear_ineq_qp, opts(x0=col(0.0, 0.0), max_fallback_level=0))
     assert soln.termination_code == 12
@@ -400,6 +403,7 @@ def test_code12_steering_qp_failure_without_fallback(monkeypatch) -> None:
 
 def test_code12_not_reached_with_default_fallbacks(monkeypatch) -> None:
     # steering always fails: the ladder falls back to QN (level 2) and still converges
+    monkeypatch.setattr(qp_solver, "ONE_VARIABLE_CLOSED_FORM", False)
     monkeypatch.setattr(qp_registry, "runner", _failing_steering_runner({"on": True}))
     soln = pygranso({"x": [2]}, boundary_start_ineq_qp, opts(x0=col(0.0, 0.0)))
     assert soln.termination_code == 0
@@ -411,6 +415,7 @@ def test_code12_not_reached_with_default_fallbacks(monkeypatch) -> None:
 def test_steering_failure_in_first_iteration_falls_back_then_steers(monkeypatch) -> None:
     # steering fails during iteration 1 only (S and SI fail, QN is used), then works again
     active = {"on": True}
+    monkeypatch.setattr(qp_solver, "ONE_VARIABLE_CLOSED_FORM", False)
     monkeypatch.setattr(qp_registry, "runner", _failing_steering_runner(active))
     levels: list[int] = []
 

@@ -437,3 +437,23 @@ def test_gurobi_backend() -> None:
     sol = QPSolver("gurobi", fallbacks=()).solve(_simplex_problem(G))
     np.testing.assert_allclose(sol.x, [0.5, 0.5, 0.0], atol=1e-6)
     assert sol.kkt <= 1e-6
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    p=st.one_of(st.just(0.0), st.floats(1e-8, 1e4)),
+    q=st.floats(-1e3, 1e3),
+    lo=st.floats(-5.0, 5.0),
+    width=st.floats(0.0, 10.0),
+)
+def test_one_variable_qp_closed_form(p, q, lo, width):
+    """k = 1 without an equality row is answered in closed form: the box minimiser."""
+    problem = QPProblem(np.array([[p]]), np.array([q]), np.array([lo]), np.array([lo + width]))
+    sol = QPSolver().solve(problem)
+    assert sol.backend == "closed-form" and sol.status == "optimal"
+    grid = np.linspace(lo, lo + width, 2001)
+    values = 0.5 * p * grid**2 + q * grid
+    best = float(values.min())
+    x = float(sol.x[0])
+    assert lo <= x <= lo + width
+    assert 0.5 * p * x**2 + q * x <= best + 1e-9 * (1.0 + abs(best))
