@@ -46,6 +46,7 @@ from .metrics import (
     success,
 )
 from .noise import gaussian_noise, poisson_amplitude_variance, poisson_noise
+from .tv_path import TVPathResult, energy_window, tv_path
 
 __all__ = [
     "CDIProblem",
@@ -55,11 +56,13 @@ __all__ = [
     "GaussianMeasurement",
     "PhasingResult",
     "RestartResult",
+    "TVPathResult",
     "align_fourier",
     "align_global_phase",
     "amplitude_flow",
     "complex_dtype_for",
     "data_misfit",
+    "energy_window",
     "fourier_projection",
     "gaussian_matrix",
     "gaussian_noise",
@@ -81,5 +84,6 @@ __all__ = [
     "support_from_autocorrelation",
     "to_complex",
     "total_variation",
+    "tv_path",
     "wirtinger_flow",
 ]
