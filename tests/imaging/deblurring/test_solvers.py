@@ -127,7 +127,8 @@ def test_blind_solvers_return_kernels_on_the_simplex() -> None:
     pipe = blind_deblur_constrained(P.y, 9, P.sigma, warmup_iters=20, outer=1, final_maxit=10,
                                     stages=stages)
     assert _on_simplex(pipe.k, 1e-10) and pipe.x.shape == (32, 32)
-    assert set(stages) == {"warmup", "am", "starts"}
+    assert {"warmup", "am", "starts", "enlarged", "small_size"} <= set(stages)
+    assert stages["small_size"] == 5 and stages["starts"][0][0] == "sizes"
 
 
 def test_pipeline_coarse_start_and_choice_by_objective() -> None:
@@ -143,3 +144,41 @@ def test_pipeline_coarse_start_and_choice_by_objective() -> None:
     assert chosen == pytest.approx(min(objs))
     with pytest.raises(ValueError, match="warm start"):
         blind_deblur_constrained(P.y, 9, P.sigma, starts=[("medium", 0)])
+
+
+def test_ring_mass_and_enlarged_support_keep_the_blur() -> None:
+    from ncvx_imaging.deblurring.pipeline import enlarge_support, ring_mass
+
+    k = motion_kernel(5, 30.0)  # fits its 5 x 5 support loosely
+    assert ring_mass(pad_kernel(k, 9)) == pytest.approx(0.0, abs=1e-12)
+    assert ring_mass(torch.ones(5, 5, dtype=D)) == pytest.approx(16 / 25)
+    g = torch.Generator().manual_seed(0)
+    off = torch.zeros(7, 7, dtype=D)
+    off[1:4, 3:6] = torch.rand(3, 3, generator=g, dtype=D)  # off-centre mass
+    x = torch.rand(20 + 6, 18 + 6, generator=g, dtype=D)
+    xb, kb = enlarge_support(x, off, 15)
+    assert kb.shape == (15, 15) and xb.shape == (20 + 14, 18 + 14)
+    assert torch.allclose(conv_valid(xb, kb), conv_valid(x, off), atol=1e-12)
+    assert kb.sum() == pytest.approx(float(off.sum()))
+    # the centre of mass moves to the centre of the larger support
+    rows = (kb.sum(1) * torch.arange(15, dtype=D)).sum() / kb.sum()
+    assert abs(float(rows) - 7) <= 0.5
+    with pytest.raises(ValueError, match="square"):
+        enlarge_support(x, off, 5)
+    with pytest.raises(ValueError, match="3 x 3"):
+        ring_mass(torch.ones(2, 2, dtype=D))
+
+
+def test_size_pyramid_enlarges_a_fitting_kernel_and_falls_back_otherwise() -> None:
+    from ncvx_imaging.deblurring.pipeline import size_pyramid_warm_start
+
+    P = make_blur_problem("camera", 24, motion_kernel(5, 0.0), 0.01, boundary="valid")
+    x0, k0, info = size_pyramid_warm_start(P.y, 11, P.sigma, iters=15, ring_max=1.0)
+    assert info["enlarged"] and info["small_size"] == 7
+    assert k0.shape == (11, 11) and x0.shape == (34, 34)
+    nz = k0.nonzero()
+    assert int(nz[:, 0].max() - nz[:, 0].min()) < 7 and int(nz[:, 1].max() - nz[:, 1].min()) < 7
+    assert float(k0.sum()) == pytest.approx(1.0) and float(k0.min()) >= 0
+    x1, k1, info1 = size_pyramid_warm_start(P.y, 11, P.sigma, iters=15, ring_max=-1.0)
+    assert not info1["enlarged"] and k1.shape == (11, 11) and x1.shape == (34, 34)
+    assert info1["ring_mass"] == pytest.approx(info["ring_mass"])
