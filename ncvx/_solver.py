@@ -131,6 +131,7 @@ class BFGSSQP:
         self.ev.set_scaling(sf, s_ci, s_ce)
         ev.f, ev.ci, ev.ce = ev.f * sf, ev.ci * s_ci, ev.ce * s_ce
         ev.grad_f, ev.J_i, ev.J_e = ev.grad_f * sf, ev.J_i * s_ci[:, None], ev.J_e * s_ce[:, None]
+        ev._C = None  # [J_e; J_i] is concatenated again from the scaled rows
         if self.opts.prescaling_info_msg and self.opts.print_level:
             logger.info(
                 "prescaling: f x %.3g, %d constraints rescaled",
@@ -391,8 +392,8 @@ class BFGSSQP:
         a.ensure_gradients()
         b.ensure_gradients()
         assert a.J_e is not None and b.J_e is not None and a.J_i is not None and b.J_i is not None
-        dJ = torch.cat([b.J_e - a.J_e, b.J_i - a.J_i])  # rows ordered like the multipliers
-        y = new.mu * (new.grad_f - old.grad_f) + multipliers @ dJ
+        # rows ordered like the multipliers: [J_e; J_i]
+        y = new.mu * (new.grad_f - old.grad_f) + multipliers @ b.C - multipliers @ a.C
         s = new.x - old.x
         if float(s @ y) <= 0 < float(s @ y_penalty):
             self.lagrangian_fallbacks += 1
@@ -461,7 +462,7 @@ class BFGSSQP:
         if bool(held.any()) and y is not None and y.numel() == ev.ce.numel() + ev.ci.numel():
             ev.ensure_gradients()
             assert ev.grad_f is not None and ev.J_e is not None and ev.J_i is not None
-            g = point.mu * ev.grad_f + y.to(ev.grad_f) @ torch.cat([ev.J_e, ev.J_i])
+            g = point.mu * ev.grad_f + y.to(ev.grad_f) @ ev.C
             held = held & self.box.held(point.x, -g)
         return ~held
 

@@ -122,7 +122,7 @@ def stationarity(
             pass  # the general path below, with its H = I fallback
         else:
             assert ev.grad_f is not None and ev.J_e is not None and ev.J_i is not None
-            combination = point.mu * ev.grad_f + torch.cat([ev.J_e, ev.J_i]).T @ y
+            combination = point.mu * ev.grad_f + ev.C.T @ y
             value = float(torch.linalg.vector_norm(d1, ord=order))
             one = StationarityResult(value, l, 1, d1, combination, y)
     elif cols.is_f.all() and cols.mu != 0:

@@ -61,7 +61,7 @@ class SteeringQP:
         ev.ensure_gradients()
         assert ev.J_i is not None and ev.J_e is not None and ev.grad_f is not None
         self.m_e = ev.ce.numel()
-        self.C = torch.cat([ev.J_e, ev.J_i])  # (m, n)
+        self.C = ev.C  # (m, n)
         c = torch.cat([ev.ce, ev.ci])  # (m,)
         self.Hg = apply_H(ev.grad_f)  # (n,)
         # host copies of the small QP data, once

@@ -48,10 +48,20 @@ class Evaluation:
     J_i: torch.Tensor | None = None
     J_e: torch.Tensor | None = None
     _pending: Callable[[], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
+    _C: torch.Tensor | None = None
 
     @property
     def has_gradients(self) -> bool:
         return self.grad_f is not None
+
+    @property
+    def C(self) -> torch.Tensor:
+        """``[J_e; J_i]`` (``(m_e + m_i, n)``, equalities first), concatenated once."""
+        if self._C is None:
+            self.ensure_gradients()
+            assert self.J_e is not None and self.J_i is not None
+            self._C = torch.cat([self.J_e, self.J_i])
+        return self._C
 
     def ensure_gradients(self) -> None:
         """Compute ``grad_f``, ``J_i``, ``J_e`` if not done yet (then free the graph)."""
