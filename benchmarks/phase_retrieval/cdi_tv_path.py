@@ -46,6 +46,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--maxit", type=int, default=300, help="ncvx iterations per stage")
     ap.add_argument("--fit-maxit", type=int, default=600)
+    ap.add_argument(
+        "--loose-deltas",
+        type=float,
+        nargs="+",
+        default=[3e-2, 1e-2, 3e-3],
+        help="discrepancy levels of the loose-box stages",
+    )
     ap.add_argument("--name", default="cdi_tv_path")
     args = ap.parse_args()
     quiet_threads()
@@ -74,6 +81,7 @@ def main() -> None:
                 real=real,
                 maxit=args.maxit,
                 fit_maxit=args.fit_maxit,
+                loose_deltas=tuple(args.loose_deltas),
                 generator=torch.Generator().manual_seed(1000 * args.seed + i),
             )
             secs.append(time.perf_counter() - t)
