@@ -5,11 +5,13 @@ weights:
 
 1. **Double-DIP warm start** — image generator ``x = G(z)`` and softmax kernel generator, Adam on
    the MSE, *stopped when the MSE reaches sigma^2* (discrepancy principle as the stopping rule,
-   so the noise is not fitted). By default (``warm_start="sizes"``, :func:`size_pyramid_warm_start`)
+   so the noise is not fitted). By default (``warm_start="trim"``, :func:`size_pyramid_warm_start`)
    it runs first with a kernel support of half the specified size; if that kernel fits its
-   support (little mass on its outer ring) it is centred in the specified support by zero
-   padding, otherwise the warm start is rerun at the specified size. ``warm_start="full"`` (the
-   earlier default) always uses the specified size. ``warm_start="coarse"`` runs it on ``y`` averaged over 2 x 2
+   support (little mass on its outer ring), stages 2 and 3 run with that smaller support and
+   the answer is centred in the specified support by zero padding at the end (``"sizes"``:
+   enlarge first, run stages 2 and 3 at the specified size); otherwise the warm start is rerun
+   at the specified size. ``warm_start="full"`` (the default until session 4) always uses the
+   specified size. ``warm_start="coarse"`` runs it on ``y`` averaged over 2 x 2
    blocks (noise ``sigma / 2``, kernel half the size), refines that by the alternating method at
    the coarse scale and upsamples image and kernel: the smaller problem finds the blur before the
    image generator has fitted the data. ``warm_start="eswmv"`` runs the full-resolution warm
@@ -187,9 +189,15 @@ def _one_start(
 ) -> tuple[BlindResult, dict[str, Any]]:
     t0 = time.perf_counter()
     torch.manual_seed(seed)
-    if warm_start == "sizes":
+    size = kernel_size
+    if warm_start in ("sizes", "trim"):
         x0, k0, info = size_pyramid_warm_start(y, kernel_size, sigma, tau, warmup_iters, seed,
                                                net, z)
+        if warm_start == "trim" and info["enlarged"]:
+            # the kernel fits the half-size support: solve the rest there, enlarge at the end
+            warm = info["small_warmup"]
+            size = info["small_size"]
+            x0, k0 = warm.x.to(y).clamp(0, 1), warm.k.to(y) / warm.k.sum()
     elif warm_start == "coarse":
         x0, k0, info = coarse_warm_start(y, kernel_size, sigma, tau, warmup_iters, outer, seed)
     elif warm_start == "eswmv":
@@ -198,11 +206,14 @@ def _one_start(
         warm = double_dip_naive(y, kernel_size, iters=warmup_iters, seed=seed, net=net, z=z,
                                 stop_mse=tau * sigma**2)
         x0, k0, info = warm.x.to(y).clamp(0, 1), warm.k.to(y), {"warmup": warm}
-    am = blind_deblur_am(y, kernel_size, sigma, tau, outer=outer, x0=x0, k0=k0)
+    am = blind_deblur_am(y, size, sigma, tau, outer=outer, x0=x0, k0=k0)
     final = deconv_tv_discrepancy(y, am.k, sigma, tau, boundary="valid", x0=am.x.clamp(0, 1),
                                   maxit=final_maxit, box=final_box)
     info["am"] = am
-    out = BlindResult(x=final.x, k=am.k, result=final.result, seconds=time.perf_counter() - t0,
+    x_out, k_out = final.x, am.k
+    if size < kernel_size:
+        x_out, k_out = enlarge_support(x_out, k_out, kernel_size)
+    out = BlindResult(x=x_out, k=k_out, result=final.result, seconds=time.perf_counter() - t0,
                       sigma=sigma, misfit_ratio=final.misfit_ratio)
     return out, info
 
@@ -226,8 +237,11 @@ def blind_deblur_constrained(
     over-specified); see the module doc. ``net``/``z``: the image generator and its input for the
     full-resolution warm start (default :func:`~ncvx_imaging.dip.small_skip`; e.g.
     ``standard_skip`` on a GPU). ``starts``: ``(warm_start, seed)`` pairs, ``warm_start`` in
-    ``"sizes"`` (:func:`size_pyramid_warm_start`), ``"full"``, ``"coarse"``, ``"eswmv"``
-    (:func:`eswmv_warm_start`); default ``[("sizes", seed)]``, a single start); with several,
+    ``"trim"`` (:func:`size_pyramid_warm_start`; when the half-size kernel fits its support,
+    stages 2 and 3 run at that size and the answer is zero-padded to ``kernel_size`` at the end),
+    ``"sizes"`` (the same warm start, enlarged before stages 2 and 3), ``"full"``, ``"coarse"``,
+    ``"eswmv"`` (:func:`eswmv_warm_start`); default ``[("trim", seed)]``, a single start); with
+    several,
     the answer with the lowest objective is returned. ``final_box``: how stage 3 imposes the box
     (``"fold"``; ``"bounds"`` was measured no better here). The image generator ``net`` is used
     for full-size warm starts only (the small-support stage of ``"sizes"`` uses the default
@@ -238,13 +252,13 @@ def blind_deblur_constrained(
         raise ValueError(f"y must be (h, w), got {tuple(y.shape)}")
     if sigma is None:
         sigma = float(estimate_noise_sigma(y))
-    starts = [("sizes", seed)] if starts is None else list(starts)
+    starts = [("trim", seed)] if starts is None else list(starts)
     if not starts:
         raise ValueError("starts must not be empty")
     for kind, _ in starts:
-        if kind not in ("full", "coarse", "eswmv", "sizes"):
+        if kind not in ("full", "coarse", "eswmv", "sizes", "trim"):
             raise ValueError(
-                f"warm start must be 'full', 'coarse', 'eswmv' or 'sizes', got {kind!r}"
+                f"warm start must be 'full', 'coarse', 'eswmv', 'sizes' or 'trim', got {kind!r}"
             )
     if final_box not in ("fold", "bounds"):
         raise ValueError(f"final_box must be 'fold' or 'bounds', got {final_box!r}")

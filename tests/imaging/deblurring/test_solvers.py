@@ -128,7 +128,7 @@ def test_blind_solvers_return_kernels_on_the_simplex() -> None:
                                     stages=stages)
     assert _on_simplex(pipe.k, 1e-10) and pipe.x.shape == (32, 32)
     assert {"warmup", "am", "starts", "enlarged", "small_size"} <= set(stages)
-    assert stages["small_size"] == 5 and stages["starts"][0][0] == "sizes"
+    assert stages["small_size"] == 5 and stages["starts"][0][0] == "trim"
 
 
 def test_pipeline_coarse_start_and_choice_by_objective() -> None:
@@ -182,3 +182,23 @@ def test_size_pyramid_enlarges_a_fitting_kernel_and_falls_back_otherwise() -> No
     x1, k1, info1 = size_pyramid_warm_start(P.y, 11, P.sigma, iters=15, ring_max=-1.0)
     assert not info1["enlarged"] and k1.shape == (11, 11) and x1.shape == (34, 34)
     assert info1["ring_mass"] == pytest.approx(info["ring_mass"])
+
+
+@pytest.mark.parametrize("kind", ["trim", "sizes"])
+def test_pyramid_starts_return_the_specified_support(kind, monkeypatch) -> None:
+    import ncvx_imaging.deblurring.pipeline as pipe_mod
+
+    monkeypatch.setattr(pipe_mod, "ring_mass", lambda k: 0.0)  # force the enlargement branch
+    P = make_blur_problem("camera", 24, motion_kernel(5, 0.0), 0.01, boundary="valid")
+    stages: dict = {}
+    out = blind_deblur_constrained(P.y, 11, P.sigma, warmup_iters=10, outer=1, final_maxit=5,
+                                   starts=[(kind, 0)], stages=stages)
+    assert stages["enlarged"] and stages["small_size"] == 7
+    assert out.k.shape == (11, 11) and out.x.shape == (34, 34)
+    assert _on_simplex(out.k, 1e-10)
+    if kind == "trim":  # stages 2-3 ran with the 7 x 7 support: the rest stays empty
+        assert stages["am"].k.shape == (7, 7)
+        nz = out.k.nonzero()
+        assert int(nz[:, 0].max() - nz[:, 0].min()) < 7
+    ratio = float(((conv_valid(out.x, out.k) - P.y) ** 2).sum()) / (P.sigma**2 * P.y.numel())
+    assert ratio == pytest.approx(out.misfit_ratio, rel=1e-9)
