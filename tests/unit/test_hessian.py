@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ncvx.hessian import LBFGS, BFGSStats, DenseBFGS, damp_pair
@@ -334,3 +334,32 @@ def test_lbfgs_load_state_rejects_bad_shapes():
         lbfgs.load_state({"S": torch.zeros(2, 1), "Y": torch.zeros(2, 1), "rho": torch.ones(1)})
     with pytest.raises(ValueError, match="S and Y"):
         lbfgs.load_state({"S": torch.zeros(3, 2), "Y": torch.zeros(3, 1), "rho": torch.ones(2)})
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(2, 30),
+    memory=st.integers(1, 8),
+    pairs=st.integers(1, 12),
+    r=st.integers(2, 6),
+    seed=st.integers(0, 10_000),
+    fixed=st.booleans(),
+)
+def test_lbfgs_compact_form_equals_the_recursion(n, memory, pairs, r, seed, fixed):
+    """Several right-hand sides go through the compact form; one vector through the two-loop
+    recursion: the same operator."""
+    g = torch.Generator().manual_seed(seed)
+    L = LBFGS(n, memory, fixed_scaling=fixed)
+    for _ in range(pairs):
+        s = torch.randn(n, generator=g, dtype=torch.float64)
+        y = s + 0.5 * torch.randn(n, generator=g, dtype=torch.float64)
+        L.update(s, y)
+    V = torch.randn(n, r, generator=g, dtype=torch.float64)
+    one_by_one = torch.stack([L.apply(V[:, j]) for j in range(r)], dim=1)
+    scale = 1.0 + float(one_by_one.abs().max())
+    torch.testing.assert_close(L.apply(V), one_by_one, rtol=0, atol=1e-10 * scale)
+    # a warm start invalidates the cached compact form
+    L2 = LBFGS(n, memory)
+    L2.apply(V)
+    L2.load_state(L.state())
+    torch.testing.assert_close(L2.apply(V), one_by_one, rtol=0, atol=1e-10 * scale)
