@@ -55,8 +55,10 @@ _MESSAGES = {
     Status.MAX_TIME: "clock time limit reached (maxclocktime)",
     Status.LINESEARCH_BRACKET_FEASIBLE: (
         "line search bracketed a minimizer but found no weak-Wolfe point, at a feasible iterate: "
-        "usually the best attainable accuracy on a nonsmooth problem (try a looser opt_tol or "
-        "a larger ngrad / evaldist to certify stationarity)"
+        "often the attainable accuracy on a nonsmooth problem (try a looser opt_tol or a larger "
+        "ngrad / evaldist to certify stationarity); if the stationarity value is still large, "
+        "the run stalled instead: rescale f or the constraints, or give a box as bounds= "
+        "rather than folded into a constraint"
     ),
     Status.LINESEARCH_BRACKET_INFEASIBLE: (
         "line search failed (bracketed, no weak-Wolfe point) at an infeasible iterate, with no "
