@@ -40,6 +40,7 @@ __all__ = [
     "blind_deblur",
     "blind_problem",
     "crop_latent",
+    "crop_latent_centred",
     "pad_latent",
 ]
 
@@ -78,6 +79,28 @@ def crop_latent(x: torch.Tensor, kernel_shape: tuple[int, int]) -> torch.Tensor:
     kh, kw = kernel_shape
     H, W = x.shape[-2:]
     return x[..., kh // 2 : H - (kh - 1 - kh // 2), kw // 2 : W - (kw - 1 - kw // 2)]
+
+
+def crop_latent_centred(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The ``(h, w)`` part of the latent image ``x`` (``(h + kh - 1, w + kw - 1)``) that lines up
+    with ``y`` once the kernel ``k`` is moved so that its centre of mass is at the centre of its
+    support (nearest pixel): the blind problem fixes ``k * x`` only, so an off-centre kernel
+    shifts the estimate by as much as ``(kh - 1) / 2`` pixels. :func:`crop_latent` uses the
+    support's centre instead; both agree for a centred kernel."""
+    if k.dim() != 2 or x.dim() < 2:
+        raise ValueError(f"need a 2-D kernel and an image, got {tuple(k.shape)}, {tuple(x.shape)}")
+    kh, kw = k.shape
+    H, W = x.shape[-2:]
+    w = k.clamp_min(0)
+    tot = w.sum()
+    if float(tot) <= 0:
+        raise ValueError("kernel has no positive mass")
+    r = float((w.sum(1) * torch.arange(kh, dtype=w.dtype, device=w.device)).sum() / tot)
+    c = float((w.sum(0) * torch.arange(kw, dtype=w.dtype, device=w.device)).sum() / tot)
+    # y[i] = sum_a k[a] x[i + kh - 1 - a]: mass at row r puts y's row 0 at latent row kh - 1 - r
+    r0 = min(max(kh - 1 - round(r), 0), kh - 1)
+    c0 = min(max(kw - 1 - round(c), 0), kw - 1)
+    return x[..., r0 : r0 + H - kh + 1, c0 : c0 + W - kw + 1]
 
 
 def blind_problem(

@@ -30,6 +30,7 @@ image (all answers satisfy the same misfit bound), is returned — a choice that
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -142,6 +143,22 @@ def enlarge_support(
     return xb, big
 
 
+def _small_generator(
+    net: Any, z: torch.Tensor | None, size: int, small: int
+) -> tuple[Any, torch.Tensor | None]:
+    """The image generator for the half-size stage: a copy of ``net`` (same architecture and
+    initial weights; the original stays untouched for a possible full-size rerun) and the centre
+    of ``z`` (``(1, C, h + size - 1, w + size - 1)``) cropped to the smaller latent size;
+    ``(None, None)`` (the default small generator) when no ``net`` is given."""
+    if net is None or z is None:
+        return None, None
+    d = size - small
+    lo = d // 2
+    hi_r = z.shape[-2] - (d - lo)
+    hi_c = z.shape[-1] - (d - lo)
+    return copy.deepcopy(net), z[..., lo:hi_r, lo:hi_c].clone()
+
+
 def size_pyramid_warm_start(
     y: torch.Tensor,
     kernel_size: int,
@@ -160,12 +177,15 @@ def size_pyramid_warm_start(
     support by zero padding (:func:`enlarge_support`), otherwise (the small support cut the blur
     off) the warm start is run again with the full support. A smaller support starts the kernel
     generator much closer to a small blur, which is what the noise-level stop needs at
-    sigma = 0.03 (``docs/deblurring.md``). Nothing here uses the true kernel."""
+    sigma = 0.03 (``docs/deblurring.md``). ``net``/``z`` (e.g. ``standard_skip`` on a GPU) are
+    used at both sizes: a copy of ``net`` and the centre of ``z`` for the half-size stage. Nothing
+    here uses the true kernel."""
     small = _odd(kernel_size / 2)
     info: dict[str, Any] = {"small_size": small}
     if min_size <= small < kernel_size:
         torch.manual_seed(seed)
-        warm = double_dip_naive(y, small, iters=iters, seed=seed, net=None, z=None,
+        net_s, z_s = _small_generator(net, z, kernel_size, small)
+        warm = double_dip_naive(y, small, iters=iters, seed=seed, net=net_s, z=z_s,
                                 stop_mse=tau * sigma**2)
         k_small = warm.k.to(y) / warm.k.sum()
         info["ring_mass"] = ring = ring_mass(k_small)
@@ -244,8 +264,8 @@ def blind_deblur_constrained(
     several,
     the answer with the lowest objective is returned. ``final_box``: how stage 3 imposes the box
     (``"fold"``; ``"bounds"`` was measured no better here). The image generator ``net`` is used
-    for full-size warm starts only (the small-support stage of ``"sizes"`` uses the default
-    small generator). ``stages``, when a dict, receives the
+    for the warm start at either size (a copy of it, with the centre of ``z``, at the half
+    size of ``"trim"``/``"sizes"``). ``stages``, when a dict, receives the
     intermediate results of the chosen start (``"warmup"``, ``"am"``) and ``"starts"``: one
     ``(warm_start, seed, objective, misfit ratio)`` per start."""
     if y.dim() != 2:

@@ -202,3 +202,42 @@ def test_pyramid_starts_return_the_specified_support(kind, monkeypatch) -> None:
         assert int(nz[:, 0].max() - nz[:, 0].min()) < 7
     ratio = float(((conv_valid(out.x, out.k) - P.y) ** 2).sum()) / (P.sigma**2 * P.y.numel())
     assert ratio == pytest.approx(out.misfit_ratio, rel=1e-9)
+
+
+def test_size_pyramid_uses_the_given_generator_at_the_small_size() -> None:
+    from ncvx_imaging.deblurring.pipeline import size_pyramid_warm_start
+    from ncvx_imaging.dip import make_input, small_skip
+
+    P = make_blur_problem("camera", 24, motion_kernel(5, 0.0), 0.01, boundary="valid")
+    torch.manual_seed(0)
+    net = small_skip(4, 1, width=6, depth=2).to(D)
+    before = [p.detach().clone() for p in net.parameters()]
+    z = make_input(4, (34, 34), dtype=D)
+    calls: list[tuple[int, ...]] = []
+    handle = net.register_forward_hook(lambda m, i, o: calls.append(tuple(i[0].shape)))
+    x0, k0, info = size_pyramid_warm_start(P.y, 11, P.sigma, iters=5, ring_max=1.0, net=net, z=z)
+    handle.remove()
+    assert info["enlarged"] and x0.shape == (34, 34) and k0.shape == (11, 11)
+    # a copy of the given module (the copy carries the hook) ran on the 4-channel centre of z,
+    # 30 x 30 for the 7 x 7 support ...
+    assert info["small_warmup"].x.shape == (30, 30)
+    assert calls and set(calls) == {(1, 4, 30, 30)}
+    # ... and the passed module itself was not trained (kept for a full-size rerun)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+
+
+def test_crop_latent_centred_follows_the_kernel_centre() -> None:
+    from ncvx_imaging.deblurring.blind import crop_latent_centred
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(30, 32, generator=g, dtype=D)
+    k = torch.zeros(9, 9, dtype=D)
+    k[4, 4] = 1.0  # centred delta: both crops agree and equal y
+    assert torch.equal(crop_latent_centred(x, k), crop_latent(x, (9, 9)))
+    k = torch.zeros(9, 9, dtype=D)
+    k[1, 7] = 1.0  # off-centre delta: y is the latent shifted, the centred crop recovers it
+    y = conv_valid(x, k)
+    assert torch.allclose(crop_latent_centred(x, k), y, atol=1e-12)
+    assert not torch.allclose(crop_latent(x, (9, 9)), y)
+    with pytest.raises(ValueError, match="positive mass"):
+        crop_latent_centred(x, torch.zeros(9, 9, dtype=D))
