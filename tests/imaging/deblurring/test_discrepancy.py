@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -98,3 +100,28 @@ def test_deconv_default_box_is_native_bounds(prob) -> None:
     out = deconv_tv_discrepancy(prob.y, prob.k, prob.sigma, maxit=30)
     assert float(out.x.min()) >= 0.0 and float(out.x.max()) <= 1.0
     assert out.result.x.numel() == prob.y.numel()
+
+
+def test_select_tau_fixed_point_root_or_risk_minimum(prob) -> None:
+    from ncvx_imaging.deblurring.discrepancy import select_tau_fixed_point
+
+    c = select_tau_fixed_point(prob.y, prob.k, prob.sigma, probes=2, iters=200)
+    assert 0.5 <= c.tau < 1.0 and c.x.shape == prob.y.shape
+    ratio = float(((conv_circular(c.x, prob.k) - prob.y) ** 2).sum()) / (
+        prob.sigma**2 * prob.y.numel())
+    assert abs(ratio - c.tau) < 1e-9  # tau is the misfit of the returned primal-dual image
+    walk = c.history[:-1]
+    assert abs(walk[0][0] - 1) < 0.01  # the walk starts at the textbook weight ...
+    assert all(b[1] < a[1] for a, b in itertools.pairwise(walk))  # ... and goes down
+    # an independent divergence (same two probes) at the chosen weight: the chosen point is the
+    # fixed point tau = 1 - df/N, or (safeguard) no worse in estimated risk than the walk
+    df = tv_divergence(prob.y, prob.k, c.lam, c.x, prob.sigma, probes=2, iters=200, seed=0)
+    risks = [t - 1 + 2 * d for t, _, d in walk]
+    assert abs(1 - df - c.tau) < 0.01 or c.tau - 1 + 2 * df <= min(risks) + 0.005
+    # safeguards: an unreachable bound keeps tau = 1 without walking
+    P = make_blur_problem("camera", 24, gaussian_kernel(9, 2.0), 0.05, seed=1)
+    c2 = select_tau_fixed_point(P.y, P.k, P.sigma / 2, iters=200)  # misfit cannot get there
+    assert c2.tau == 1.0 and len(c2.history) == 1
+    with pytest.raises(ValueError, match="factor"):
+        select_tau_fixed_point(prob.y, prob.k, prob.sigma, factor=1.0)
+

@@ -1,0 +1,150 @@
+"""Truth-free choice between blind-pipeline starts: run several starts per case, save every
+answer, score candidate selection criteria against the truth offline.
+
+    OMP_NUM_THREADS=1 python -m benchmarks.deblurring.blind_choice --set bench --starts trim:0 full:0
+    python -m benchmarks.deblurring.blind_choice --analyse
+
+Cases: the benchmark's four over-specified ones (camera 64², noise seed 0) and held-out ones
+(other images / kernels / noise seeds, 'valid' blur, σ known). Per start it stores the latent
+image and kernel (``results/blind_choice/<case>-<kind>_<seed>.npz``) and a JSON record: aligned
+PSNR, kernel error, and the criteria that use only ``y`` and ``sigma``:
+
+- ``objective``: ``||grad x||_1 / ||grad x||_2`` of the image under ``y`` (the formulation's);
+- ``tv``: TV/N of that image;
+- ``whiteness``: sum of squared normalised autocorrelations of the residual ``y - k * x`` over
+  lags ``0 < |d|_inf <= 3`` (small for a white residual; a wrong kernel leaves edges in it —
+  the residual-whiteness idea of Almeida and Figueiredo, IEEE TIP 2013);
+- ``ring``: the kernel's mass on its outer ring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ncvx_imaging.deblurring import motion_kernel
+from ncvx_imaging.deblurring.blind import crop_latent, crop_latent_centred
+from ncvx_imaging.deblurring.kernels import random_motion_kernel
+from ncvx_imaging.deblurring.operators import conv_valid
+from ncvx_imaging.deblurring.pipeline import _one_start, ring_mass
+from ncvx_imaging.deblurring.regularizers import l1_over_l2, total_variation
+from ncvx_imaging.deblurring.synthetic import make_blur_problem
+from ncvx_imaging.metrics import kernel_error_aligned, psnr_aligned
+
+OUT = Path(__file__).resolve().parent / "results" / "blind_choice"
+
+#: (image, kernel spec, specified size, sigma, noise seed)
+SETS = {
+    "bench": [("camera", "motion:9/30", 25, 0.01, 0), ("camera", "motion:9/30", 25, 0.03, 0),
+              ("camera", "motion:13/60", 27, 0.01, 0), ("camera", "motion:13/60", 27, 0.03, 0)],
+    "held1": [("astronaut", "shake:11/3", 25, 0.02, 1), ("moon", "motion:11/120", 25, 0.03, 1),
+              ("camera", "shake:13/5", 27, 0.01, 1), ("camera", "motion:15/45", 31, 0.02, 1),
+              ("astronaut", "motion:9/0", 25, 0.01, 1), ("moon", "shake:9/7", 25, 0.02, 1)],
+    "held2": [("camera", "shake:11/11", 25, 0.03, 2), ("moon", "motion:13/150", 27, 0.01, 2),
+              ("astronaut", "motion:11/60", 25, 0.03, 2), ("camera", "motion:9/100", 25, 0.02, 2),
+              ("astronaut", "shake:13/17", 27, 0.01, 2), ("moon", "motion:9/45", 25, 0.02, 2)],
+}
+
+
+def _kernel(spec: str) -> torch.Tensor:
+    kind, arg = spec.split(":")
+    a, b = arg.split("/")
+    if kind == "motion":
+        return motion_kernel(float(a), float(b))
+    return random_motion_kernel(int(a), seed=int(b))
+
+
+def case_name(c: tuple) -> str:
+    return f"{c[0]}-{c[1].replace(':', '').replace('/', '_')}-{c[2]}-{c[3]}-s{c[4]}"
+
+
+def whiteness(r: torch.Tensor, lag: int = 3) -> float:
+    """Sum over lags ``0 < max(|dy|, |dx|) <= lag`` of the squared normalised autocorrelation of
+    the (mean-removed) residual ``r`` (``(h, w)``; linear, not circular, correlation)."""
+    r = r - r.mean()
+    h, w = r.shape
+    f = torch.fft.rfft2(r, s=(2 * h, 2 * w))
+    ac = torch.fft.irfft2(f * f.conj(), s=(2 * h, 2 * w))
+    ac = ac / ac[0, 0]
+    idx = torch.arange(-lag, lag + 1)
+    win = ac[idx][:, idx]
+    return float((win**2).sum() - 1.0)
+
+
+def criteria(y: torch.Tensor, x: torch.Tensor, k: torch.Tensor) -> dict[str, float]:
+    img = crop_latent(x, tuple(k.shape))
+    r = y - conv_valid(x, k)
+    return {"objective": float(l1_over_l2(img)), "tv": float(total_variation(img)) / img.numel(),
+            "whiteness": whiteness(r), "ring": ring_mass(k)}
+
+
+def run(cases: list[tuple], starts: list[tuple[str, int]]) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for c in cases:
+        image, kspec, spec, sigma, seed = c
+        P = make_blur_problem(image, 64, _kernel(kspec), sigma, boundary="valid", seed=seed)
+        for kind, s in starts:
+            name = f"{case_name(c)}-{kind}_{s}"
+            if (OUT / f"{name}.json").exists():
+                continue
+            t = time.process_time()
+            out, info = _one_start(P.y, spec, sigma, 1.0, kind, s, 1500, 8, 300, None, None)
+            img = crop_latent_centred(out.x, out.k).clamp(0, 1)
+            rec = {"case": case_name(c), "start": f"{kind}:{s}", "cpu_s": time.process_time() - t,
+                   "psnr": psnr_aligned(img, P.x, 8)[0],
+                   "psnr_support_centre": psnr_aligned(
+                       crop_latent(out.x, tuple(out.k.shape)).clamp(0, 1), P.x, 8)[0],
+                   "blurry": psnr_aligned(P.y, P.x, 8)[0],
+                   "kernel_error": kernel_error_aligned(out.k, P.k),
+                   "misfit_ratio": out.misfit_ratio, "enlarged": info.get("enlarged"),
+                   "warmup_ring": info.get("ring_mass"), **criteria(P.y, out.x, out.k)}
+            (OUT / f"{name}.json").write_text(json.dumps(rec, indent=1))
+            np.savez_compressed(OUT / f"{name}.npz", x=out.x.numpy(), k=out.k.numpy())
+            print(name, json.dumps({k: round(v, 4) if isinstance(v, float) else v
+                                    for k, v in rec.items()}), flush=True)
+
+
+def analyse(a: str = "trim:0", b: str = "full:0") -> None:
+    recs: dict[str, dict[str, dict]] = {}
+    for f in sorted(OUT.glob("*.json")):
+        r = json.loads(f.read_text())
+        recs.setdefault(r["case"], {})[r["start"]] = r
+    keys = ("objective", "tv", "whiteness", "ring")
+    wins = dict.fromkeys(keys, 0)
+    total = 0
+    for case, rs in recs.items():
+        if a not in rs or b not in rs:
+            continue
+        total += 1
+        ra, rb = rs[a], rs[b]
+        better = a if ra["psnr"] >= rb["psnr"] else b
+        line = f"{case:38s} blurry {ra['blurry']:.2f} {a} {ra['psnr']:.2f} {b} {rb['psnr']:.2f}"
+        for key in keys:
+            pick = a if ra[key] <= rb[key] else b
+            wins[key] += pick == better
+            line += f" | {key} {ra[key]:.4g}/{rb[key]:.4g}{'' if pick == better else ' X'}"
+        print(line)
+    print(f"{total} cases; criterion picks the better start in:", wins)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--set", action="append", choices=list(SETS), default=[])
+    ap.add_argument("--starts", nargs="*", default=["trim:0", "full:0"])
+    ap.add_argument("--analyse", nargs="*", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.analyse is not None:
+        analyse(*args.analyse)
+        return
+    starts = [(s.split(":")[0], int(s.split(":")[1])) for s in args.starts]
+    run([c for name in args.set for c in SETS[name]], starts)
+
+
+if __name__ == "__main__":
+    main()
