@@ -46,7 +46,7 @@ from .metrics import (
     success,
 )
 from .noise import gaussian_noise, poisson_amplitude_variance, poisson_noise
-from .tv_path import TVPathResult, energy_window, tv_path
+from .tv_path import TVPathResult, energy_window, tv_path, tv_path_restarts
 
 __all__ = [
     "CDIProblem",
@@ -85,5 +85,6 @@ __all__ = [
     "to_complex",
     "total_variation",
     "tv_path",
+    "tv_path_restarts",
     "wirtinger_flow",
 ]

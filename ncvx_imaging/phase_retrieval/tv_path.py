@@ -30,10 +30,10 @@ import torch.nn.functional as F
 
 import ncvx
 
-from .cdi_baselines import support_from_autocorrelation
+from .cdi_baselines import random_start, support_from_autocorrelation
 from .formulations import CDIProblem, real_projection
 
-__all__ = ["TVPathResult", "energy_window", "tv_path"]
+__all__ = ["TVPathResult", "energy_window", "tv_path", "tv_path_restarts"]
 
 
 def energy_window(
@@ -56,13 +56,49 @@ class TVPathResult:
     """``field``: the ``(H, W)`` estimate (real for real objects); ``loose``: the complex field
     after the loose stages; ``window``: the tight box ``(row, col, h, w)``; ``stages``: per ncvx
     solve ``(box kind, delta or None for the fit, misfit, status, iterations)``; ``misfit``: the
-    final normalised amplitude misfit (the ground-truth-free selection criterion)."""
+    final normalised amplitude misfit (the ground-truth-free selection criterion); ``tries`` and
+    ``chosen``: see :func:`tv_path_restarts` (empty / 0 for :func:`tv_path`)."""
 
     field: torch.Tensor
     loose: torch.Tensor
     window: tuple[int, int, int, int]
     misfit: float
     stages: list[tuple[str, float | None, float, int, int]] = field(default_factory=list)
+    tries: list[tuple[float, float | None]] = field(default_factory=list)
+    chosen: int = 0
+
+
+def _lift(img: torch.Tensor, nudge: float, generator: torch.Generator | None) -> torch.Tensor:
+    """A real start is a saddle of the lifted problem: add ``nudge * max|img|`` uniform imaginary
+    noise (complex starts pass through)."""
+    if img.is_complex():
+        return img
+    wiggle = torch.rand(img.shape, dtype=img.dtype, generator=generator).to(img.device)
+    return torch.complex(img, nudge * float(img.abs().max()) * (wiggle - 0.5))
+
+
+def _stages(
+    prob: CDIProblem,
+    v: torch.Tensor,
+    deltas: Sequence[float],
+    kind: str,
+    maxit: int,
+    opts: dict[str, Any],
+    stages: list[tuple[str, float | None, float, int, int]],
+    abort_ratio: float | None = None,
+    abort_stages: int = 0,
+) -> tuple[torch.Tensor, bool]:
+    """Warm-started discrepancy solves; returns ``(v, aborted)``. With ``abort_ratio``, stop
+    after stage ``j < abort_stages`` whose misfit exceeds ``abort_ratio * delta`` (the level is
+    out of reach from here: a stagnated start)."""
+    for j, d in enumerate(deltas):
+        res = ncvx.solve(prob.discrepancy_fn(d), v, maxit=maxit, **opts)
+        v = res.final.x
+        mis = float(prob.misfit(v))
+        stages.append((kind, float(d), mis, int(res.status), res.iters))
+        if abort_ratio is not None and j < abort_stages and mis > abort_ratio * d:
+            return v, True
+    return v, False
 
 
 def tv_path(
@@ -90,36 +126,70 @@ def tv_path(
     skips it); ``nudge``: imaginary noise (times the start's max) added to a real start, which
     is a saddle of the lifted problem. Other keywords go to :func:`ncvx.solve`.
     """
+    _check(y, start)
+    opts = _options(options)
+    stages: list[tuple[str, float | None, float, int, int]] = []
+    loose_field, _ = _loose(y, box, start, loose_deltas, maxit, nudge, generator, opts, stages)
+    return _tight(y, box, loose_field, real, size, tight_deltas, maxit, fit_maxit, opts, stages)
+
+
+def _check(y: torch.Tensor, start: torch.Tensor) -> None:
     if y.ndim != 2 or start.shape != y.shape:
         raise ValueError(
             f"y and start must be (H, W) of one shape, got {tuple(y.shape)}, {tuple(start.shape)}"
         )
-    r0, c0, bh, bw = box
+
+
+def _options(options: dict[str, Any]) -> dict[str, Any]:
     opts: dict[str, Any] = {"print_level": 0, "limited_mem_size": 10, "opt_tol": 1e-12}
     opts.update(options)
-    stages: list[tuple[str, float | None, float, int, int]] = []
+    return opts
 
-    def run(prob: CDIProblem, v: torch.Tensor, deltas: Sequence[float], kind: str) -> torch.Tensor:
-        for d in deltas:
-            res = ncvx.solve(prob.discrepancy_fn(d), v, maxit=maxit, **opts)
-            v = res.final.x
-            stages.append((kind, float(d), float(prob.misfit(v)), int(res.status), res.iters))
-        return v
 
+def _loose(
+    y: torch.Tensor,
+    box: tuple[int, int, int, int],
+    start: torch.Tensor,
+    deltas: Sequence[float],
+    maxit: int,
+    nudge: float,
+    generator: torch.Generator | None,
+    opts: dict[str, Any],
+    stages: list[tuple[str, float | None, float, int, int]],
+) -> tuple[torch.Tensor, float]:
+    """Loose-box stages from ``start``: ``(complex field, final regulariser value)`` (the TV
+    objective of the last stage; ``inf`` when there are no stages)."""
+    r0, c0, bh, bw = box
     loose = CDIProblem(y, box, real=False, nonnegative=False)
-    img = start[r0 : r0 + bh, c0 : c0 + bw]
-    if not img.is_complex():
-        wiggle = torch.rand(img.shape, dtype=img.dtype, generator=generator).to(img.device)
-        img = torch.complex(img, nudge * float(img.abs().max()) * (wiggle - 0.5))
-    v = run(loose, loose.variables(img), loose_deltas, "loose")
-    loose_field = loose.field(v)
+    v = loose.variables(_lift(start[r0 : r0 + bh, c0 : c0 + bw], nudge, generator))
+    v, _ = _stages(loose, v, deltas, "loose", maxit, opts, stages)
+    reg = float(loose.discrepancy_fn(deltas[-1])(v)[0]) if len(deltas) else float("inf")
+    return loose.field(v), reg
 
+
+def _tight(
+    y: torch.Tensor,
+    box: tuple[int, int, int, int],
+    loose_field: torch.Tensor,
+    real: bool,
+    size: tuple[int, int] | None,
+    deltas: Sequence[float],
+    maxit: int,
+    fit_maxit: int,
+    opts: dict[str, Any],
+    stages: list[tuple[str, float | None, float, int, int]],
+    abort_ratio: float | None = None,
+    abort_stages: int = 0,
+) -> TVPathResult:
+    """Tight-box stages from a loose estimate, then the fit (skipped after an abort)."""
+    r0, c0, bh, bw = box
     h, w = size if size is not None else support_from_autocorrelation(y)
     h, w = min(h, bh), min(w, bw)
     r, c = energy_window(loose_field[r0 : r0 + bh, c0 : c0 + bw], (h, w), (r0, c0))
     tight = CDIProblem(y, (r, c, h, w), real=False, nonnegative=False)
-    v = run(tight, tight.variables(loose_field[r : r + h, c : c + w]), tight_deltas, "tight")
-    if fit_maxit > 0:
+    v = tight.variables(loose_field[r : r + h, c : c + w])
+    v, aborted = _stages(tight, v, deltas, "tight", maxit, opts, stages, abort_ratio, abort_stages)
+    if fit_maxit > 0 and not aborted:
         fit_opts = {**opts, "opt_tol": min(float(opts["opt_tol"]), 1e-14)}
         res = ncvx.solve(tight.fit_fn(), v, maxit=fit_maxit, **fit_opts)
         v = res.final.x
@@ -132,3 +202,84 @@ def tv_path(
         misfit=float(tight.misfit(v)),
         stages=stages,
     )
+
+
+def tv_path_restarts(
+    y: torch.Tensor,
+    box: tuple[int, int, int, int],
+    start: torch.Tensor,
+    *,
+    real: bool,
+    tries: int = 6,
+    size: tuple[int, int] | None = None,
+    loose_deltas: Sequence[float] = (3e-2, 1e-2, 3e-3),
+    tight_deltas: Sequence[float] = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5),
+    maxit: int = 300,
+    fit_maxit: int = 600,
+    nudge: float = 0.3,
+    abort_ratio: float = 1.1,
+    abort_stages: int = 2,
+    accept_misfit: float = 1e-6,
+    generator: torch.Generator | None = None,
+    **options: Any,
+) -> TVPathResult:
+    """:func:`tv_path` with internal restarts of the loose stages, chosen by their own objective.
+
+    The loose stages run from ``start`` and from ``tries - 1`` further random fields on the box
+    (:func:`random_start` with the data's energy, drawn from ``generator``). The loose problem's
+    local minima differ in TV at the same discrepancy, and the lower the TV the closer the
+    estimate is to one copy of the object (mixtures of shifted/twin copies cost more edges), so
+    the candidates go to the tight stages in order of increasing TV. A tight path is abandoned
+    early when one of its first ``abort_stages`` levels stays above ``abort_ratio * delta`` (a
+    stagnated start) and the search stops at the first candidate whose final misfit is
+    ``<= accept_misfit``. Returns the result with the lowest final misfit; its ``tries`` lists
+    per candidate ``(loose TV, tight misfit or None if not tried)`` in draw order and ``chosen``
+    its index. No ground truth is used; the cost is at most ``tries`` loose runs and ``tries``
+    tight runs.
+    """
+    _check(y, start)
+    if tries < 1:
+        raise ValueError(f"tries must be >= 1, got {tries}")
+    opts = _options(options)
+    r0, c0, bh, bw = box
+    mask = torch.zeros(y.shape, dtype=torch.bool, device=y.device)
+    mask[r0 : r0 + bh, c0 : c0 + bw] = True
+    subs = [start]
+    if tries > 1:
+        mags = y.clamp_min(0).sqrt()
+        more = random_start(
+            mask, mags, num=tries - 1, real=not start.is_complex(), generator=generator
+        )
+        subs += list(more.to(start.dtype))
+    cands = []
+    for k, s in enumerate(subs):
+        stages: list[tuple[str, float | None, float, int, int]] = []
+        lf, reg = _loose(y, box, s, loose_deltas, maxit, nudge, generator, opts, stages)
+        cands.append((reg, k, lf, stages))
+    table: list[tuple[float, float | None]] = [(c[0], None) for c in cands]
+    best: TVPathResult | None = None
+    for reg, k, lf, stages in sorted(cands, key=lambda c: (c[0], c[1])):
+        res = _tight(
+            y,
+            box,
+            lf,
+            real,
+            size,
+            tight_deltas,
+            maxit,
+            fit_maxit,
+            opts,
+            list(stages),
+            abort_ratio,
+            abort_stages,
+        )
+        table[k] = (reg, res.misfit)
+        if best is None or res.misfit < best.misfit:
+            res.chosen = k
+            best = res
+        if res.misfit <= accept_misfit:
+            break
+    if best is None:  # unreachable: at least one candidate is always tried
+        raise RuntimeError("no candidate was tried")
+    best.tries = table
+    return best

@@ -9,6 +9,7 @@ from ncvx_imaging.phase_retrieval import (
     energy_window,
     random_start,
     tv_path,
+    tv_path_restarts,
 )
 
 
@@ -99,3 +100,35 @@ def test_tv_path_keeps_a_translated_solution(real):
 def test_tv_path_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="one shape"):
         tv_path(torch.ones(8, 8), (0, 0, 4, 4), torch.ones(6, 6), real=True)
+
+
+@pytest.mark.parametrize("real", [True, False])
+def test_tv_path_restarts_tries_lowest_tv_first(real):
+    """With an acceptance level every candidate reaches, only the lowest-TV loose candidate
+    goes on to the tight stages; with none reachable, all go and the lowest misfit is kept."""
+    _, _, y, box, loose = _setup(real)
+    gen = torch.Generator().manual_seed(1)
+    start = random_start(loose, y.sqrt(), num=1, real=real, generator=gen)[0]
+    kw = dict(real=real, tries=3, maxit=10, fit_maxit=10)
+    first = tv_path_restarts(
+        y, box, start, accept_misfit=float("inf"), generator=torch.Generator().manual_seed(2), **kw
+    )
+    regs = [t[0] for t in first.tries]
+    assert len(regs) == 3 and all(r > 0 for r in regs)
+    assert first.chosen == min(range(3), key=regs.__getitem__)
+    assert [t[1] is None for t in first.tries].count(True) == 2
+    assert first.tries[first.chosen][1] == pytest.approx(first.misfit)
+    every = tv_path_restarts(
+        y, box, start, accept_misfit=0.0, generator=torch.Generator().manual_seed(2), **kw
+    )
+    assert [t[0] for t in every.tries] == pytest.approx(regs)  # same draws, same loose runs
+    mis = [t[1] for t in every.tries]
+    assert None not in mis
+    assert every.chosen == min(range(3), key=mis.__getitem__)
+    assert every.misfit == pytest.approx(min(mis))
+    assert every.field.is_complex() != real
+
+
+def test_tv_path_restarts_rejects_bad_tries():
+    with pytest.raises(ValueError, match="tries"):
+        tv_path_restarts(torch.ones(8, 8), (0, 0, 4, 4), torch.ones(8, 8), real=True, tries=0)
