@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from .hessian import DenseBFGS
+from .hessian import LBFGS, DenseBFGS
 
 #: Rows with at most this fraction of nonzeros take the sparse path (with a dense ``H``).
 SPARSE_DENSITY = 0.05
@@ -30,6 +30,25 @@ def dense_matrix(apply_H: Operator) -> torch.Tensor | None:
     owner = getattr(apply_H, "__self__", None)
     if isinstance(owner, DenseBFGS) and getattr(apply_H, "__func__", None) is DenseBFGS.apply:
         return owner.H
+    return None
+
+
+def low_rank_of(
+    apply_H: Operator | None,
+) -> tuple[float, torch.Tensor, torch.Tensor] | None:
+    """``(β, W, M)`` with ``H = βI + W M Wᵀ`` for the operator ``apply_H`` if it is a BFGS
+    approximation's own ``apply`` with that form (``None`` means ``H = I``); else ``None``."""
+    if apply_H is None:
+        return 1.0, torch.zeros(0, 0), torch.zeros(0, 0)
+    owner = getattr(apply_H, "__self__", None)
+    func = getattr(apply_H, "__func__", None)
+    if isinstance(owner, DenseBFGS) and func is DenseBFGS.apply:
+        return owner.low_rank()
+    if isinstance(owner, LBFGS) and func is LBFGS.apply and owner.H0 is None:
+        if owner.S.shape[1] == 0:
+            return owner.gamma, owner.S, owner.S.new_zeros(0, 0)
+        W, M = owner.compact_form()
+        return owner.gamma, W, M
     return None
 
 

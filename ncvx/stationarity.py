@@ -38,9 +38,10 @@ import numpy as np
 import torch
 
 from .errors import QPBackendError
-from .gram import h_rows_gram
+from .gram import h_rows_gram, low_rank_of
 from .penalty import PenaltyPoint
 from .qp import QPSolver
+from .qp.structured import structured_gram
 from .steering import make_qp, steering_qp_at_mu
 
 
@@ -319,10 +320,16 @@ def _solve_subset(
     cols: _Columns, idx: np.ndarray, op: Callable[[torch.Tensor], torch.Tensor] | None, qp: QPSolver
 ) -> _Solved:
     Gt = cols.Gt[torch.as_tensor(idx, device=cols.Gt.device)]
-    if op is None:
+    structured = structured_gram(Gt, lambda: low_rank_of(op))
+    P: object
+    if structured is not None:  # thousands of columns: sparse + low rank, never dense
+        P, HGt = structured
+    elif op is None:
         HGt, gram = Gt.T, Gt @ Gt.T  # (n, k), (k, k)
+        P = gram.detach().cpu().double().numpy()
     else:
         HGt, gram = h_rows_gram(Gt, op)
+        P = gram.detach().cpu().double().numpy()
     y_all = np.zeros(len(cols.b))
     if len(idx) == 1 and cols.is_f[idx[0]] and cols.mu != 0:
         # one objective column (an unconstrained problem with one distinct sample): the sum
@@ -336,7 +343,7 @@ def _solve_subset(
         rhs = np.array([cols.mu])
     sol = qp.solve(
         make_qp(
-            P=gram.detach().cpu().double().numpy(),
+            P=P,  # type: ignore[arg-type]
             q=cols.b[idx],
             lb=cols.lb[idx],
             ub=cols.ub[idx],

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from .errors import QPBackendError
-from .gram import h_rows_gram
+from .gram import h_rows_gram, low_rank_of
 from .penalty import PenaltyPoint
 from .qp import QPProblem, QPSolver
+from .qp.structured import StructuredGram, StructuredQP, structured_gram
 
 _SQRT_EPS = math.sqrt(np.finfo(np.float64).eps)
 
@@ -84,8 +85,7 @@ class SteeringQP:
             idx = work.indices
             if idx.size:
                 q = mu * self.CHg[idx] - self.c[idx]
-                P = work.gram
-                y_w = self.qp.solve(make_qp(P=P, q=q, lb=self.lb[idx], ub=self.ub[idx])).x
+                y_w = self.qp.solve(make_qp(P=work.gram, q=q, lb=self.lb[idx], ub=self.ub[idx])).x
             else:
                 y_w = np.zeros(0)
             d = -mu * Hg - work.HCt @ torch.as_tensor(y_w, dtype=Hg.dtype, device=Hg.device)
@@ -196,6 +196,11 @@ class _WorkingSet:
     def _build(self) -> None:
         self.indices = np.nonzero(self.member)[0]
         Cw = self.C[torch.as_tensor(self.indices, device=self.C.device)]  # (k, n)
+        self.gram: np.ndarray | StructuredGram
+        structured = structured_gram(Cw, lambda: low_rank_of(self.apply_H))
+        if structured is not None:  # thousands of constraints: sparse + low rank, never dense
+            self.gram, self.HCt = structured
+            return
         self.HCt, gram = h_rows_gram(Cw, self.apply_H)  # (n, k), (k, k)
         self.gram = gram.detach().cpu().double().numpy()
 
@@ -217,11 +222,14 @@ def _as_tensor(y: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(y, dtype=like.dtype, device=like.device)
 
 
-def make_qp(**data: np.ndarray | None) -> QPProblem:
-    """Build a QP; invalid data (non-finite, not PSD) becomes a ``QPBackendError`` (a QP failure
-    the fallback ladder handles) instead of a crash."""
+def make_qp(**data: np.ndarray | StructuredGram | None) -> QPProblem | StructuredQP:
+    """Build a QP (a :class:`StructuredQP` when ``P`` is a :class:`StructuredGram`); invalid
+    data (non-finite, not PSD) becomes a ``QPBackendError`` (a QP failure the fallback ladder
+    handles) instead of a crash."""
     try:
-        return QPProblem(**data)
+        if isinstance(data.get("P"), StructuredGram):
+            return StructuredQP(**data)  # type: ignore[arg-type]
+        return QPProblem(**data)  # type: ignore[arg-type]
     except ValueError as exc:
         raise QPBackendError(f"invalid QP data: {exc}") from exc
 

@@ -5,6 +5,11 @@ r"""Dense BFGS approximation of the inverse Hessian.
 written as ``H - ρ(H y sᵀ + s yᵀ H) + (ρ² yᵀHy + ρ) s sᵀ``. The update is skipped when
 ``sᵀy <= 0`` or the result is not finite; with ``scale_first`` the first accepted update first
 rescales ``H`` by ``γ = sᵀy / yᵀy``.
+
+Started from a multiple of the identity, ``H`` stays ``βI`` plus the sum of the updates'
+rank-two terms, ``[Hy, s] [[0, -ρ], [-ρ, ρ²yᵀHy + ρ]] [Hy, s]ᵀ``; those factors are kept (up to
+:data:`MAX_TRACKED` columns) so that :meth:`DenseBFGS.low_rank` can hand the QPs the structure
+``H = βI + W M Wᵀ`` (see :mod:`ncvx.qp.structured`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import torch
 
 from .base import BFGSStats, UpdateInfo
 from .damping import damp_pair
+
+#: Columns of the low-rank factor kept (two per update); beyond that the tracking stops.
+MAX_TRACKED = 600
 
 
 class DenseBFGS:
@@ -32,6 +40,29 @@ class DenseBFGS:
         self.scale_pending = scale_first
         self.damping = damping
         self.stats = BFGSStats()
+        # H = base·I + W blkdiag(blocks) Wᵀ while tracked (H0 a multiple of the identity)
+        diag = float(H0[0, 0]) if H0.numel() else 1.0
+        identity_like = bool(
+            torch.equal(H0, diag * torch.eye(self.n, dtype=H0.dtype, device=H0.device))
+        )
+        self._base: float | None = diag if identity_like else None
+        self._W: list[torch.Tensor] = []
+        self._blocks: list[tuple[float, float]] = []
+
+    def low_rank(self) -> tuple[float, torch.Tensor, torch.Tensor] | None:
+        """``(β, W, M)`` with ``H = βI + W M Wᵀ`` (``W`` (n, p), ``M`` (p, p) block-diagonal,
+        indefinite), or ``None`` when ``H`` has no tracked form (a general ``H0``, or more than
+        :data:`MAX_TRACKED` columns)."""
+        if self._base is None:
+            return None
+        H = self.H
+        p = 2 * len(self._blocks)
+        W = torch.stack(self._W, dim=1) if self._W else H.new_zeros(self.n, 0)
+        M = H.new_zeros(p, p)
+        for j, (rho, coeff) in enumerate(self._blocks):
+            M[2 * j, 2 * j + 1] = M[2 * j + 1, 2 * j] = -rho
+            M[2 * j + 1, 2 * j + 1] = coeff
+        return self._base, W, M
 
     def apply(self, v: torch.Tensor) -> torch.Tensor:
         return self.H @ v
@@ -54,6 +85,11 @@ class DenseBFGS:
             gamma = sty / float(y @ y)
             if math.isfinite(gamma):
                 H = gamma * H
+                if self._base is not None:
+                    if self._blocks:  # not the first update: the factors would need rescaling
+                        self._base = None
+                    else:
+                        self._base *= gamma
             else:
                 reason = "unscaled"
         rho = 1.0 / sty
@@ -64,6 +100,12 @@ class DenseBFGS:
         if not bool(torch.isfinite(H_new).all()):
             return UpdateInfo(False, damped, "nonfinite")
         self.H = H_new
+        if self._base is not None:
+            if 2 * len(self._blocks) + 2 > MAX_TRACKED:
+                self._base, self._W, self._blocks = None, [], []
+            else:
+                self._W.extend([Hy, s.clone()])
+                self._blocks.append((rho, coeff))
         return UpdateInfo(True, damped, reason)
 
     def as_matrix(self) -> torch.Tensor:

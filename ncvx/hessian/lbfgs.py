@@ -74,7 +74,7 @@ class LBFGS:
         vector = v.dim() == 1
         k = self.S.shape[1]
         if not vector and v.shape[1] > 1 and k > 0 and self.H0 is None:
-            W, M = self._compact_form()
+            W, M = self.compact_form()
             return self.gamma * v + W @ (M @ (W.T @ v))
         q = v.reshape(self.n, -1).clone()
         alphas = []
@@ -89,7 +89,7 @@ class LBFGS:
             r += torch.outer(self.S[:, j], a - b)
         return r.reshape(-1) if vector else r
 
-    def _compact_form(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def compact_form(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``W = [S, γY]`` and ``M = [[R⁻ᵀ(D + γYᵀY)R⁻¹, -R⁻ᵀ], [-R⁻¹, 0]]`` with ``R`` the upper
         triangle of ``SᵀY`` and ``D`` its diagonal; cached until the pairs or ``γ`` change."""
         if self._compact is None:

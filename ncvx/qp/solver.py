@@ -34,6 +34,7 @@ from ncvx.qp.check import (
     linearize,
     reduced_linear_term,
 )
+from ncvx.qp.structured import StructuredQP
 from ncvx.qp.types import QPProblem, QPSolution
 
 
@@ -245,9 +246,7 @@ def polish(
     for _ in range(rounds):
         if best <= target or stale > patience:
             break
-        found = (
-            _face_direction(problem, y, np.flatnonzero(free), lin_y) if np.any(free) else None
-        )
+        found = _face_direction(problem, y, np.flatnonzero(free), lin_y) if np.any(free) else None
         if found is None:  # optimal on this face: guess the face again
             lower, upper = _guess_face(problem, y, lin_y)
             if np.array_equal(~(lower | upper), free):
@@ -307,6 +306,10 @@ def _blas_threads_for(k: int) -> Iterator[None]:
 #: interior ones, and a convex TV deconvolution ended at TV 63.6 instead of 45.4 after 150
 #: iterations. With the cheaper checks it is not faster either (B2 1.4 s with PIQP first).
 SMALL_QP = 0
+
+#: A structured QP whose interior-point answer is not accepted is densified up to this size
+#: (beyond it the dense ladder costs minutes per QP and a failure is reported instead).
+DENSE_FALLBACK_MAX = 6000
 
 #: One-variable QPs without an equality row (the steering QP of a problem with one constraint)
 #: are answered in closed form, with no backend call (tests switch it off to reach backends).
@@ -469,7 +472,7 @@ class QPSolver:
                 return _Record(label + "+polish", x_p, kkt_p, calls)
         return _Record(label, x, kkt, calls)
 
-    def solve(self, problem: QPProblem, x0: np.ndarray | None = None) -> QPSolution:
+    def solve(self, problem: QPProblem | StructuredQP, x0: np.ndarray | None = None) -> QPSolution:
         """Solve ``problem`` (see the module docstring for the ladder).
 
         Args:
@@ -482,8 +485,35 @@ class QPSolver:
         Raises:
             QPBackendError: no attempt produced an answer with ``kkt ≤ loose_tol``.
         """
+        if isinstance(problem, StructuredQP):
+            return self._solve_structured(problem, x0, time.perf_counter())
         with _blas_threads_for(problem.k):
             return self._solve(problem, x0, None, time.perf_counter())
+
+    def _solve_structured(
+        self, problem: StructuredQP, x0: np.ndarray | None, start: float
+    ) -> QPSolution:
+        """A sparse + low-rank QP: the structured interior-point method (no dense matrix);
+        if its answer is not within ``loose_tol``, the dense ladder when ``k`` allows it."""
+        from ncvx.qp.ipm import solve_structured  # scipy.sparse only where it is needed
+
+        self.requests += 1
+        try:
+            x = restore_feasibility(problem, solve_structured(problem, x0))
+            kkt = kkt_residuals(problem, x)["kkt"]
+            record = _Record("ipm-structured", x, kkt, 1)
+        except (RuntimeError, ValueError, np.linalg.LinAlgError) as exc:
+            record = _Record(
+                "ipm-structured", None, float("inf"), 1, f"{type(exc).__name__}: {exc}"
+            )
+        if record.kkt <= self.loose_tol or problem.k > DENSE_FALLBACK_MAX:
+            return self._finish([record], start)
+        self.requests -= 1  # the dense ladder counts it again
+        dense = QPProblem(
+            problem.P.dense(), problem.q, problem.lb, problem.ub, problem.A, problem.b
+        )
+        with _blas_threads_for(dense.k):
+            return self._solve(dense, x0, record if record.x is not None else None, start)
 
     def _solve(
         self,

@@ -1,0 +1,199 @@
+r"""Gram matrices with structure: ``P = S + U M Uᵀ`` (sparse plus low rank), and their QPs.
+
+With thousands of constraints the steering QP's Gram matrix ``C H Cᵀ`` is too large to form
+and factor densely (10 000 constraints: 800 MB and ``k³/3 ≈ 3·10¹¹`` flops per factorization),
+but it is rarely unstructured. A BFGS inverse Hessian started from ``γI`` is ``γI`` plus a
+low-rank term (:meth:`ncvx.hessian.DenseBFGS.low_rank`, the compact form of L-BFGS), and the
+Jacobian's columns split into a few dense ones (weights shared by every margin constraint)
+and sparse ones (one slack per constraint, a box). Then
+
+.. math::  C H C^T = γ C_s C_s^T + [C_d,\ C W]\ \mathrm{blkdiag}(γI, M_W)\ [C_d,\ C W]^T
+
+with ``C_s C_sᵀ`` sparse. :func:`structured_gram` builds that form when it pays off; the QP
+is solved by :func:`ncvx.qp.ipm.solve_structured`, whose linear algebra costs ``O(k r²)`` per
+iteration (``r`` the rank) instead of ``O(k³)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+#: Working sets at least this large take the structured path when it is available.
+MIN_SIZE = 1000
+#: A Jacobian column with more than this fraction of nonzero rows counts as dense.
+DENSE_COLUMN = 0.02
+#: The structured form is used only if ``nnz(S) ≤ SPARSE_FILL · k`` and ``r ≤ MAX_RANK``.
+SPARSE_FILL = 20
+MAX_RANK = 600
+
+
+@dataclass(frozen=True, eq=False)
+class StructuredGram:
+    """``P = S + U M Uᵀ`` (``(k, k)``, symmetric PSD as a whole).
+
+    Attributes:
+        S: (k, k) sparse symmetric PSD matrix (CSR).
+        U: (k, r) dense factor.
+        M: (r, r) symmetric middle matrix (may be indefinite).
+    """
+
+    S: sp.csr_matrix
+    U: np.ndarray
+    M: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        k = self.S.shape[0]
+        return k, k
+
+    @property
+    def rank(self) -> int:
+        return int(self.U.shape[1])
+
+    def __matmul__(self, x: np.ndarray) -> np.ndarray:
+        return self.S @ x + self.U @ (self.M @ (self.U.T @ x))
+
+    def diagonal(self) -> np.ndarray:
+        """(k,) ``diag(P)``."""
+        return self.S.diagonal() + np.einsum("ij,ij->i", self.U @ self.M, self.U)
+
+    def scaled(self, d: np.ndarray, factor: float = 1.0) -> StructuredGram:
+        """``factor · D P D`` with ``D = diag(d)``."""
+        Dm = sp.diags(d)
+        return StructuredGram(
+            (factor * (Dm @ self.S @ Dm)).tocsr(), d[:, None] * self.U, factor * self.M
+        )
+
+    def dense(self) -> np.ndarray:
+        """The (k, k) matrix (for small k and tests)."""
+        P = self.S.toarray() + self.U @ self.M @ self.U.T
+        return 0.5 * (P + P.T)
+
+
+class RowsOperator:
+    """``H Rᵀ`` as an operator (``@ y`` gives ``H Rᵀ y``, ``(n,)``) for ``H = βI + W M Wᵀ``:
+    the ``(n, k)`` matrix itself is never formed (``n k p`` flops for thousands of rows)."""
+
+    def __init__(self, rows: torch.Tensor, beta: float, W: torch.Tensor, M: torch.Tensor) -> None:
+        self.rows, self.beta, self.W, self.M = rows, beta, W, M
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        k, n = self.rows.shape
+        return n, k
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.rows.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.rows.device
+
+    def __matmul__(self, y: torch.Tensor) -> torch.Tensor:
+        v = torch.sparse.mm(self.rows.t(), y.reshape(-1, 1)).reshape(-1)  # Rᵀ y
+        if self.W.shape[1] == 0:
+            return self.beta * v
+        return self.beta * v + self.W @ (self.M @ (self.W.T @ v))
+
+
+LowRank = tuple[float, torch.Tensor, torch.Tensor]
+
+
+def structured_gram(
+    rows: torch.Tensor, low_rank: LowRank | Callable[[], LowRank | None] | None
+) -> tuple[StructuredGram, RowsOperator] | None:
+    """``R H Rᵀ`` as a :class:`StructuredGram`, and ``H Rᵀ`` as a :class:`RowsOperator`, or
+    ``None``.
+
+    Args:
+        rows: (k, n) gradient rows ``R``.
+        low_rank: ``(β, W, M_W)`` with ``H = βI + W M_W Wᵀ`` (``W`` (n, p)), or ``None`` when
+            ``H`` has no such form, or a function returning either (called only for a
+            working set large enough to use it).
+
+    Returns ``None`` when the form does not pay off (few or dense rows, a dense ``C_s C_sᵀ``, a
+    rank above :data:`MAX_RANK` or above ``k/2``); the caller then forms the dense matrix.
+    """
+    if rows.shape[0] < MIN_SIZE or rows.layout != torch.strided:
+        return None
+    if callable(low_rank):
+        low_rank = low_rank()
+    if low_rank is None:
+        return None
+    beta, W, MW = low_rank
+    k, n = rows.shape
+    if W.numel() == 0:
+        W, MW = rows.new_zeros(n, 0), rows.new_zeros(0, 0)
+    W, MW = W.to(rows), MW.to(rows)
+    coo = rows.detach().to_sparse().coalesce()
+    if coo._nnz() > 0.05 * rows.numel():
+        return None
+    i, j = coo.indices()
+    values = coo.values()
+    dense_mask = torch.bincount(j, minlength=n) > DENSE_COLUMN * k
+    dense_cols = torch.nonzero(dense_mask).reshape(-1)
+    p_d = int(dense_cols.numel())
+    rank = p_d + int(W.shape[1])
+    if rank > MAX_RANK or 2 * rank > k:
+        return None
+    keep = (~dense_mask[j]).cpu().numpy()
+    i_np, j_np = i.cpu().numpy(), j.cpu().numpy()
+    v_np = values.cpu().double().numpy()
+    Rs = sp.csr_matrix((v_np[keep], (i_np[keep], j_np[keep])), shape=(k, n))
+    S = (beta * (Rs @ Rs.T)).tocsr()
+    if S.nnz > SPARSE_FILL * k:
+        return None
+    parts = [rows[:, dense_cols]]
+    if W.shape[1]:
+        parts.append(torch.sparse.mm(coo, W))  # R W, (k, p)
+    U = torch.cat(parts, dim=1).detach().cpu().double().numpy()
+    M = np.zeros((rank, rank))
+    M[:p_d, :p_d] = beta * np.eye(p_d)
+    M[p_d:, p_d:] = MW.detach().cpu().double().numpy()
+    M = 0.5 * (M + M.T)
+    return StructuredGram(S, U, M), RowsOperator(coo, beta, W, MW)
+
+
+@dataclass(frozen=True, eq=False)
+class StructuredQP:
+    """``min ½ yᵀPy + qᵀy  s.t.  lb ≤ y ≤ ub, A y = b`` with a :class:`StructuredGram` ``P``
+    (the fields of :class:`ncvx.qp.QPProblem`, which the residual checks accept as they are)."""
+
+    P: StructuredGram
+    q: np.ndarray
+    lb: np.ndarray
+    ub: np.ndarray
+    A: np.ndarray | None = None
+    b: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        k = self.P.shape[0]
+        for name in ("q", "lb", "ub"):
+            vec = np.asarray(getattr(self, name), dtype=np.float64).reshape(-1)
+            if vec.shape != (k,) or not np.all(np.isfinite(vec)):
+                raise ValueError(f"StructuredQP.{name} must be a finite ({k},) array")
+            object.__setattr__(self, name, vec)
+        if np.any(self.lb > self.ub):
+            raise ValueError("StructuredQP has lb > ub")
+        if (self.A is None) != (self.b is None):
+            raise ValueError("StructuredQP.A and StructuredQP.b must be given together")
+        if self.A is not None:
+            object.__setattr__(self, "A", np.asarray(self.A, dtype=np.float64).reshape(1, k))
+            object.__setattr__(self, "b", np.asarray(self.b, dtype=np.float64).reshape(1))
+
+    @property
+    def k(self) -> int:
+        return int(self.q.shape[0])
+
+    @property
+    def has_equality(self) -> bool:
+        return self.A is not None
+
+    def objective(self, x: np.ndarray) -> float:
+        return float(0.5 * x @ (self.P @ x) + self.q @ x)
