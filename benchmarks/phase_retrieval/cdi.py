@@ -443,7 +443,9 @@ def recount(name: str) -> None:
     if (RESULTS / f"{name}.json").exists():
         for r in json.loads((RESULTS / f"{name}.json").read_text())["records"]:
             if "selected_start" in r:
-                chosen[(r["object"], r["method"])] = r["selected_start"]
+                # the npz key holds the method's base name ("tv_path" for "tv_path_restarts(6)")
+                base = r["method"].split("_restarts")[0]
+                chosen[(r["object"], base)] = r["selected_start"]
     for key in data.files:
         if key == "box":
             continue
