@@ -467,7 +467,11 @@ class BFGSSQP:
         return ~held
 
     def _projected_extension(
-        self, start: PenaltyPoint, d: torch.Tensor, ls: LineSearchResult, settings: LineSearchSettings
+        self,
+        start: PenaltyPoint,
+        d: torch.Tensor,
+        ls: LineSearchResult,
+        settings: LineSearchSettings,
     ) -> LineSearchResult:
         """From a step that stopped at the first bound along ``d``, go on along the projected
         path ``P(x + t d)``: double ``t`` (up to the initial step) while φ decreases and keeps
@@ -547,7 +551,7 @@ class BFGSSQP:
             ev.ensure_gradients()
             assert ev.grad_f is not None and ev.J_i is not None and ev.J_e is not None
             if not again:
-                self.cache.push(point.x, torch.cat([ev.grad_f[None], ev.J_i, ev.J_e]))
+                self.cache.push(point.x, [ev.grad_f[None], ev.J_i, ev.J_e])
             samples = self.cache.neighbours(point.x)
             apply_H = self.apply_H_qp
             grad_phi = point.grad_phi

@@ -41,8 +41,28 @@ class NeighborhoodCache:
     def __len__(self) -> int:
         return self._count
 
-    def push(self, x: torch.Tensor, grads: torch.Tensor) -> None:
-        """Store an iterate ``x`` (``(n,)``) and its gradient set ``grads`` (``(1+m, n)``)."""
+    def push(self, x: torch.Tensor, grads: torch.Tensor | list[torch.Tensor]) -> None:
+        """Store an iterate ``x`` (``(n,)``) and its gradient set ``grads`` (``(1+m, n)``, or
+        its row blocks, written in place without concatenating them first)."""
+        if isinstance(grads, list):
+            blocks = grads
+            rows = sum(int(b.shape[0]) for b in blocks)
+            if self._grads is None:
+                grads = torch.cat(blocks)  # the first push sizes the buffer
+            else:
+                if rows != self._grads.shape[1]:
+                    raise ValueError(
+                        f"gradient set has {rows} rows, expected {self._grads.shape[1]}"
+                    )
+                self._x[self._next] = x  # type: ignore[index]
+                at = 0
+                for b in blocks:
+                    self._grads[self._next, at : at + b.shape[0]] = b
+                    at += int(b.shape[0])
+                self._next = (self._next + 1) % self.capacity
+                self._count = min(self._count + 1, self.capacity)
+                return
+        assert isinstance(grads, torch.Tensor)
         if self._x is None:
             if self.max_bytes is not None:
                 per_sample = (x.numel() + grads.numel()) * grads.element_size()
@@ -75,8 +95,9 @@ class NeighborhoodCache:
         idx = torch.tensor(order, device=self._x.device)
         dist = torch.linalg.vector_norm(self._x[idx] - x, dim=1)
         near = idx[dist <= self.radius]
-        if near.numel() == 0:  # the current point is always a sample of itself
-            near = idx[:1]
+        if near.numel() <= 1:  # the current point is always a sample of itself; a view, no copy
+            i = int(idx[0]) if near.numel() == 0 else int(near[0])
+            return self._grads[i : i + 1]
         return self._grads[near]
 
     def clear(self) -> None:

@@ -96,8 +96,17 @@ class DenseBFGS:
         Hy = H @ y
         yHy = float(y @ Hy)
         coeff = max(rho * rho * yHy + rho, 0.0)
-        H_new = H - rho * (torch.outer(Hy, s) + torch.outer(s, Hy)) + coeff * torch.outer(s, s)
-        if not bool(torch.isfinite(H_new).all()):
+        # H + s aᵀ + b sᵀ with a = coeff·s - ρ·Hy, b = -ρ·Hy: two in-place rank-one updates
+        # (one pass each over the n² entries instead of three outer products and three sums)
+        a = coeff * s - rho * Hy
+        b = -rho * Hy
+        if not (math.isfinite(coeff) and bool(torch.isfinite(a).all() & torch.isfinite(b).all())):
+            return UpdateInfo(False, damped, "nonfinite")
+        H_new = H.clone() if H is self.H else H  # the caller's matrix is never changed
+        H_new.addr_(s, a).addr_(b, s)
+        # H_new is positive definite (sᵀy > 0), so |H_ij| ≤ √(H_ii H_jj): a finite diagonal
+        # means finite entries, and checking it costs n instead of n² reads
+        if not bool(torch.isfinite(H_new.diagonal()).all()):
             return UpdateInfo(False, damped, "nonfinite")
         self.H = H_new
         if self._base is not None:

@@ -136,3 +136,21 @@ def test_memory_budget_caps_the_capacity():
     tiny = NeighborhoodCache(100, 1e9, max_bytes=1)  # below one sample: one is still kept
     tiny.push(torch.zeros(n, dtype=F64), torch.zeros(1 + m, n, dtype=F64))
     assert tiny.capacity == 1
+
+
+def test_pushing_row_blocks_equals_pushing_their_concatenation():
+    g = torch.Generator().manual_seed(3)
+    whole, parts = NeighborhoodCache(3, 10.0), NeighborhoodCache(3, 10.0)
+    for k in range(5):
+        x = 0.1 * k * torch.ones(4, dtype=F64)
+        blocks = [torch.randn(r, 4, generator=g, dtype=F64) for r in (1, 3, 2)]
+        whole.push(x, torch.cat(blocks))
+        parts.push(x, blocks)
+    torch.testing.assert_close(
+        parts.neighbours(torch.zeros(4, dtype=F64)),
+        whole.neighbours(torch.zeros(4, dtype=F64)),
+        rtol=0,
+        atol=0,
+    )
+    with pytest.raises(ValueError, match="rows"):
+        parts.push(torch.zeros(4, dtype=F64), [torch.zeros(2, 4, dtype=F64)])
