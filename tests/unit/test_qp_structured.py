@@ -194,3 +194,25 @@ def test_svm_with_the_structured_path_reaches_the_dense_answer(monkeypatch):
     assert int(res.status) == 0 and int(dense.status) == 0
     assert abs(res.final.f - dense.final.f) <= 1e-7 * abs(dense.final.f)
     assert res.final.tv <= 1e-6
+
+
+@pytest.mark.cuda
+def test_svm_structured_path_on_cuda(monkeypatch):
+    """The structured path with CUDA tensors (sparse products on the device, QP on the host)."""
+    fn, x0 = _svm(150)
+    cpu = ncvx.solve(fn, x0, maxit=300, opt_tol=1e-6, print_level=0)
+    monkeypatch.setattr(structured_mod, "MIN_SIZE", 50)
+    x0_gpu = {k: v.cuda() for k, v in x0.items()}
+    g = torch.Generator().manual_seed(0)
+    y = torch.where(torch.rand(150, generator=g) < 0.5, -1.0, 1.0).to(F64)
+    X = y[:, None] * 0.8 + torch.randn(150, 6, generator=g, dtype=F64)
+    y, X = y.cuda(), X.cuda()
+
+    def fn_gpu(v):
+        margin = y * (X @ v["w"] + v["b"])
+        f = 0.5 * (v["w"] ** 2).sum() + (10.0 / 150) * v["zeta"].sum()
+        return f, torch.cat([1 - v["zeta"] - margin, -v["zeta"]]), None
+
+    res = ncvx.solve(fn_gpu, x0_gpu, maxit=300, opt_tol=1e-6, print_level=0, torch_device="cuda")
+    assert int(res.status) == 0
+    assert abs(res.final.f - cpu.final.f) <= 1e-7 * abs(cpu.final.f)
