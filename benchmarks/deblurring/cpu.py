@@ -93,13 +93,15 @@ def nonblind_task(n: int, kname: str, sigma: float, maxit: int) -> tuple[dict, d
         "box_violation": float(torch.relu(out.x - 1).max() + torch.relu(-out.x).max()),
     }
     arrays["ncvx_tv_discrepancy"] = out.x
-    # tau from the estimate's degrees of freedom (tau = 1 - df/N, no ground truth), sigma known;
-    # ncvx continues from its tau = 1 answer (continuation: a cold start stalls at 128^2)
+    # tau from the estimate's degrees of freedom (the fixed point tau = 1 - df/N with the risk
+    # safeguard, select_tau_fixed_point; no ground truth), sigma known; ncvx continues from its
+    # tau = 1 answer (continuation: a cold start stalls at 128^2)
     out_df = deconv_tv_discrepancy(P.y, P.k, sigma, tau="df", x0=out.x, maxit=maxit,
                                    limited_mem_size=20)
     rec["methods"]["ncvx_tv_discrepancy_df"] = {
         **_scores(out_df.x, P.x), "seconds": out_df.seconds, "status": int(out_df.result.status),
         "iters": out_df.iterations, "misfit_ratio": out_df.misfit_ratio, "tau": out_df.tau,
+        "tau_rule": "select_tau_fixed_point",
         "tau_history": out_df.tau_choice.history,
         "primal_dual_at_tau": _scores(out_df.tau_choice.x, P.x), "start": "ncvx tau=1 answer",
     }

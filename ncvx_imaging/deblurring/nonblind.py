@@ -78,10 +78,13 @@ def deconv_tv_discrepancy(
             ``(h + kh - 1, w + kw - 1)``.
         k: blur kernel ``(kh, kw)`` (nonnegative, sums to one).
         sigma: noise standard deviation; ``None`` estimates it from ``y``.
-        tau: misfit allowance factor (1 = discrepancy principle), or ``"df"``: chosen by
-            :func:`~ncvx_imaging.deblurring.discrepancy.select_tau_df` (``tau = 1 - df / N``,
-            one fixed-point update from tau = 1; periodic boundary only; the choice is in ``tau_choice``;
-            ``tau_options`` are passed to it). The bound is tighter than at ``tau = 1``;
+        tau: misfit allowance factor (1 = discrepancy principle), or ``"df"``: the fixed point
+            ``tau = 1 - df / N`` with the risk safeguard,
+            :func:`~ncvx_imaging.deblurring.discrepancy.select_tau_fixed_point` (session 5), or
+            ``"df1"``: one fixed-point update from tau = 1,
+            :func:`~ncvx_imaging.deblurring.discrepancy.select_tau_df` (the session-3 rule);
+            periodic boundary only; the choice is in ``tau_choice``; ``tau_options`` are passed
+            to the selector). The bound is tighter than at ``tau = 1``;
             starting ncvx from the ``tau = 1`` answer (``x0=``) reaches the optimum more
             closely than a cold start at 128^2 (measured, ``docs/deblurring.md``).
         box: how ``0 <= x <= 1`` is imposed: ``"bounds"`` (ncvx's native simple bounds, the
@@ -107,15 +110,16 @@ def deconv_tv_discrepancy(
     choice = None
     t_sel = time.perf_counter()
     if isinstance(tau, str):
-        if tau != "df":
-            raise ValueError(f"tau must be a positive number or 'df', got {tau!r}")
+        if tau not in ("df", "df1"):
+            raise ValueError(f"tau must be a positive number, 'df' or 'df1', got {tau!r}")
         if boundary != "circular":
-            raise ValueError("tau='df' needs boundary='circular'")
+            raise ValueError(f"tau={tau!r} needs boundary='circular'")
         if sigma <= 0:
             raise ValueError(f"sigma must be positive, got {sigma}")
-        from .discrepancy import select_tau_df
+        from .discrepancy import select_tau_df, select_tau_fixed_point
 
-        choice = select_tau_df(y, k, sigma, **(tau_options or {}))
+        rule = select_tau_fixed_point if tau == "df" else select_tau_df
+        choice = rule(y, k, sigma, **(tau_options or {}))
         tau = choice.tau
     t_sel = time.perf_counter() - t_sel
     if sigma <= 0 or tau <= 0:

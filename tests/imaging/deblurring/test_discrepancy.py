@@ -9,7 +9,7 @@ import torch
 
 from ncvx_imaging.deblurring import conv_circular, gaussian_kernel, motion_kernel
 from ncvx_imaging.deblurring.baselines import tv_deconv_discrepancy_reference
-from ncvx_imaging.deblurring.discrepancy import select_tau_df, tv_divergence
+from ncvx_imaging.deblurring.discrepancy import PROBE_SEED, select_tau_df, tv_divergence
 from ncvx_imaging.deblurring.nonblind import deconv_tv_discrepancy
 from ncvx_imaging.deblurring.regularizers import total_variation
 from ncvx_imaging.deblurring.synthetic import make_blur_problem
@@ -59,10 +59,14 @@ def test_select_tau_df_is_a_fixed_point_step(prob) -> None:
 
 
 def test_deconv_tau_df_and_errors(prob) -> None:
-    out = deconv_tv_discrepancy(prob.y, prob.k, prob.sigma, tau="df", maxit=40,
+    out = deconv_tv_discrepancy(prob.y, prob.k, prob.sigma, tau="df1", maxit=40,
                                 tau_options={"iters": 200, "updates": 1})
     assert out.tau < 1.0 and out.tau_choice is not None
     assert out.misfit_ratio <= out.tau * 1.01
+    fp = deconv_tv_discrepancy(prob.y, prob.k, prob.sigma, tau="df", maxit=40, x0=out.x,
+                               tau_options={"iters": 200, "probes": 2, "max_evals": 4})
+    assert fp.tau < 1.0 and fp.tau_choice.history[-1][0] == fp.tau
+    assert fp.misfit_ratio <= fp.tau * 1.01
     with pytest.raises(ValueError, match="tau"):
         deconv_tv_discrepancy(prob.y, prob.k, prob.sigma, tau="gcv")
     with pytest.raises(ValueError, match="circular"):
@@ -115,7 +119,8 @@ def test_select_tau_fixed_point_root_or_risk_minimum(prob) -> None:
     assert all(b[1] < a[1] for a, b in itertools.pairwise(walk))  # ... and goes down
     # an independent divergence (same two probes) at the chosen weight: the chosen point is the
     # fixed point tau = 1 - df/N, or (safeguard) no worse in estimated risk than the walk
-    df = tv_divergence(prob.y, prob.k, c.lam, c.x, prob.sigma, probes=2, iters=200, seed=0)
+    df = tv_divergence(prob.y, prob.k, c.lam, c.x, prob.sigma, probes=2, iters=200,
+                       seed=PROBE_SEED)
     risks = [t - 1 + 2 * d for t, _, d in walk]
     assert abs(1 - df - c.tau) < 0.01 or c.tau - 1 + 2 * df <= min(risks) + 0.005
     # safeguards: an unreachable bound keeps tau = 1 without walking
