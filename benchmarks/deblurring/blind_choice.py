@@ -12,8 +12,8 @@ PSNR, kernel error, and the criteria that use only ``y`` and ``sigma``:
 - ``objective``: ``||grad x||_1 / ||grad x||_2`` of the image under ``y`` (the formulation's);
 - ``tv``: TV/N of that image;
 - ``whiteness``: sum of squared normalised autocorrelations of the residual ``y - k * x`` over
-  lags ``0 < |d|_inf <= 3`` (small for a white residual; a wrong kernel leaves edges in it —
-  the residual-whiteness idea of Almeida and Figueiredo, IEEE TIP 2013);
+  lags ``0 < |d|_inf <= 3`` (``pipeline.residual_whiteness``; small for a white residual, a
+  wrong kernel leaves edges in it — the idea of Almeida and Figueiredo, IEEE TIP 2013);
 - ``ring``: the kernel's mass on its outer ring.
 """
 
@@ -31,7 +31,7 @@ from ncvx_imaging.deblurring import motion_kernel
 from ncvx_imaging.deblurring.blind import crop_latent, crop_latent_centred
 from ncvx_imaging.deblurring.kernels import random_motion_kernel
 from ncvx_imaging.deblurring.operators import conv_valid
-from ncvx_imaging.deblurring.pipeline import _one_start, ring_mass
+from ncvx_imaging.deblurring.pipeline import _one_start, residual_whiteness, ring_mass
 from ncvx_imaging.deblurring.regularizers import l1_over_l2, total_variation
 from ncvx_imaging.deblurring.synthetic import make_blur_problem
 from ncvx_imaging.metrics import kernel_error_aligned, psnr_aligned
@@ -63,24 +63,11 @@ def case_name(c: tuple) -> str:
     return f"{c[0]}-{c[1].replace(':', '').replace('/', '_')}-{c[2]}-{c[3]}-s{c[4]}"
 
 
-def whiteness(r: torch.Tensor, lag: int = 3) -> float:
-    """Sum over lags ``0 < max(|dy|, |dx|) <= lag`` of the squared normalised autocorrelation of
-    the (mean-removed) residual ``r`` (``(h, w)``; linear, not circular, correlation)."""
-    r = r - r.mean()
-    h, w = r.shape
-    f = torch.fft.rfft2(r, s=(2 * h, 2 * w))
-    ac = torch.fft.irfft2(f * f.conj(), s=(2 * h, 2 * w))
-    ac = ac / ac[0, 0]
-    idx = torch.arange(-lag, lag + 1)
-    win = ac[idx][:, idx]
-    return float((win**2).sum() - 1.0)
-
-
 def criteria(y: torch.Tensor, x: torch.Tensor, k: torch.Tensor) -> dict[str, float]:
     img = crop_latent(x, tuple(k.shape))
     r = y - conv_valid(x, k)
     return {"objective": float(l1_over_l2(img)), "tv": float(total_variation(img)) / img.numel(),
-            "whiteness": whiteness(r), "ring": ring_mass(k)}
+            "whiteness": residual_whiteness(r), "ring": ring_mass(k)}
 
 
 def run(cases: list[tuple], starts: list[tuple[str, int]]) -> None:

@@ -42,9 +42,15 @@ from .blind import BlindResult, _odd, _resize, blind_deblur_am, crop_latent, pad
 from .blind_dip import double_dip_naive
 from .noise import estimate_noise_sigma
 from .nonblind import deconv_tv_discrepancy
+from .operators import conv_valid
 from .regularizers import l1_over_l2
 
-__all__ = ["blind_deblur_constrained", "coarse_warm_start", "eswmv_warm_start"]
+__all__ = [
+    "blind_deblur_constrained",
+    "coarse_warm_start",
+    "eswmv_warm_start",
+    "residual_whiteness",
+]
 
 
 def coarse_warm_start(
@@ -101,6 +107,23 @@ def eswmv_warm_start(
         kept["x"], kept["k"] = warm.x, warm.k
     info = {"warmup": warm, "eswmv_iteration": es.best_iteration}
     return kept["x"].to(y).clamp(0, 1), kept["k"].to(y), info
+
+
+def residual_whiteness(r: torch.Tensor, lag: int = 3) -> float:
+    """How far a residual ``r`` (``(h, w)``) is from white noise: the sum over the lags
+    ``0 < max(|dy|, |dx|) <= lag`` of its squared normalised autocorrelation (mean removed,
+    linear correlation; about ``((2 lag + 1)^2 - 1) / (h w)`` for white noise). A wrong kernel
+    leaves image edges in ``y - k * x`` even at the same misfit (the residual-whiteness idea of
+    Almeida and Figueiredo, IEEE TIP 2013)."""
+    if r.dim() != 2 or lag < 1 or min(r.shape) <= lag:
+        raise ValueError(f"r must be 2-D and larger than lag = {lag}, got {tuple(r.shape)}")
+    r = r - r.mean()
+    h, w = r.shape
+    f = torch.fft.rfft2(r, s=(2 * h, 2 * w))
+    ac = torch.fft.irfft2(f * f.conj(), s=(2 * h, 2 * w))
+    ac = ac / ac[0, 0]
+    idx = torch.arange(-lag, lag + 1, device=r.device)
+    return float((ac[idx][:, idx] ** 2).sum() - 1.0)
 
 
 def ring_mass(k: torch.Tensor) -> float:
@@ -252,6 +275,7 @@ def blind_deblur_constrained(
     stages: dict[str, Any] | None = None,
     starts: Sequence[tuple[str, int]] | None = None,
     final_box: str = "fold",
+    select: str = "objective",
 ) -> BlindResult:
     """Blind deblurring of ``y`` (``(h, w)``, float64) with a ``kernel_size`` kernel (may be
     over-specified); see the module doc. ``net``/``z``: the image generator and its input for the
@@ -267,7 +291,12 @@ def blind_deblur_constrained(
     for the warm start at either size (a copy of it, with the centre of ``z``, at the half
     size of ``"trim"``/``"sizes"``). ``stages``, when a dict, receives the
     intermediate results of the chosen start (``"warmup"``, ``"am"``) and ``"starts"``: one
-    ``(warm_start, seed, objective, misfit ratio)`` per start."""
+    ``(warm_start, seed, score, misfit ratio)`` per start. ``select``: how the answer is chosen
+    among several starts (all meet the same misfit bound), the lowest ``"objective"`` (the
+    formulation's ``||grad x||_1 / ||grad x||_2``) or the whitest residual ``y - k * x``
+    (``"whiteness"``, :func:`residual_whiteness`). A ``"trim"``/``"sizes"`` start whose half-size
+    kernel was cut off reruns exactly the ``"full"`` start of the same seed; that duplicate is
+    not run twice."""
     if y.dim() != 2:
         raise ValueError(f"y must be (h, w), got {tuple(y.shape)}")
     if sigma is None:
@@ -282,13 +311,23 @@ def blind_deblur_constrained(
             )
     if final_box not in ("fold", "bounds"):
         raise ValueError(f"final_box must be 'fold' or 'bounds', got {final_box!r}")
+    if select not in ("objective", "whiteness"):
+        raise ValueError(f"select must be 'objective' or 'whiteness', got {select!r}")
     t0 = time.perf_counter()
     best: tuple[float, BlindResult, dict[str, Any]] | None = None
     scores = []
+    fell_back: set[int] = set()  # seeds whose pyramid start reran the full start
     for kind, s in starts:
+        if kind == "full" and s in fell_back:
+            continue
         out, info = _one_start(y, kernel_size, sigma, tau, kind, s, warmup_iters, outer,
                                final_maxit, net, z, final_box)
-        obj = float(l1_over_l2(crop_latent(out.x, tuple(out.k.shape))))
+        if kind in ("trim", "sizes") and info.get("enlarged") is False:
+            fell_back.add(s)
+        if select == "objective":
+            obj = float(l1_over_l2(crop_latent(out.x, tuple(out.k.shape))))
+        else:
+            obj = residual_whiteness(y - conv_valid(out.x, out.k.to(out.x.dtype)))
         scores.append((kind, s, obj, out.misfit_ratio))
         if best is None or obj < best[0]:
             best = (obj, out, info)

@@ -241,3 +241,46 @@ def test_crop_latent_centred_follows_the_kernel_centre() -> None:
     assert not torch.allclose(crop_latent(x, (9, 9)), y)
     with pytest.raises(ValueError, match="positive mass"):
         crop_latent_centred(x, torch.zeros(9, 9, dtype=D))
+
+
+def test_residual_whiteness_and_start_selection(monkeypatch) -> None:
+    import torch.nn.functional as F
+
+    import ncvx_imaging.deblurring.pipeline as pipe_mod
+    from ncvx_imaging.deblurring.blind import BlindResult
+    from ncvx_imaging.deblurring.pipeline import residual_whiteness
+
+    g = torch.Generator().manual_seed(0)
+    r = torch.randn(48, 40, generator=g, dtype=D)
+    white = residual_whiteness(r)
+    assert 0 <= white < 3 * 48 / r.numel()  # about (7^2 - 1) / N for white noise
+    assert residual_whiteness(F.avg_pool2d(r[None, None], 3, 1, 1)[0, 0]) > 100 * white
+    assert residual_whiteness(5 * r + 2) == pytest.approx(white)  # scale and offset free
+    with pytest.raises(ValueError, match="2-D"):
+        residual_whiteness(r[0])
+    # selection among starts: fake starts whose residuals are white or smooth, one "trim" start
+    # that fell back to the full size (its "full" twin must not run again)
+    y = torch.rand(20, 20, generator=g, dtype=D)
+    k = torch.zeros(5, 5, dtype=D)
+    k[2, 2] = 1.0
+    runs: list[tuple[str, int]] = []
+
+    def fake(y_, size, sigma, tau, kind, seed, *a):
+        runs.append((kind, seed))
+        noise = torch.randn(20, 20, generator=torch.Generator().manual_seed(seed), dtype=D)
+        res = 0.01 * (noise if seed == 1 else F.avg_pool2d(noise[None, None], 5, 1, 2)[0, 0])
+        x = pad_latent(y_ - res, (5, 5))
+        info = {"enlarged": False} if kind == "trim" else {}
+        return BlindResult(x=x, k=k, result=None, seconds=0.0, sigma=sigma,
+                           misfit_ratio=1.0), info
+
+    monkeypatch.setattr(pipe_mod, "_one_start", fake)
+    stages: dict = {}
+    out = blind_deblur_constrained(y, 5, 0.01, starts=[("trim", 0), ("full", 0), ("full", 1)],
+                                   select="whiteness", stages=stages)
+    assert runs == [("trim", 0), ("full", 1)]
+    assert [s[:2] for s in stages["starts"]] == runs
+    assert torch.allclose(conv_valid(out.x, out.k), y - 0.01 * torch.randn(
+        20, 20, generator=torch.Generator().manual_seed(1), dtype=D))  # the white one
+    with pytest.raises(ValueError, match="select"):
+        blind_deblur_constrained(y, 5, 0.01, select="tv")
