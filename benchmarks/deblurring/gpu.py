@@ -2,7 +2,7 @@
 and its scaled-down CPU proxy.
 
     python -m benchmarks.deblurring.gpu --out "$OUT" --budget-s 420      # on a lent GPU
-    OMP_NUM_THREADS=1 python -m benchmarks.deblurring.gpu --proxy          # CPU, about 3 minutes
+    OMP_NUM_THREADS=1 python -m benchmarks.deblurring.gpu --proxy          # CPU, about 5 minutes
 
 Problem: ``camera``, 'valid' blur, σ = 0.01, a line-motion kernel at 30°; full tier 256² with a
 31-px kernel specified as 127x127 (about 4x), proxy 128² with a 15-px kernel specified as 63x63
@@ -10,11 +10,13 @@ Problem: ``camera``, 'valid' blur, σ = 0.01, a line-motion kernel at 30°; full
 
 - ``naive_double_dip``: the SelfDeblur recipe (MSE, Adam, softmax kernel MLP, no constraints);
   full tier: the standard 5-level 128-channel generator, as many steps as fit half the budget;
-  proxy: the small CPU generator, 1500 steps;
+  proxy: the small CPU generator, 500 steps (``--iters``);
 - ``ncvx_constrained``: :func:`~ncvx_imaging.deblurring.pipeline.blind_deblur_constrained` with
   its current defaults (the ``"trim"`` kernel-size pyramid: warm start at half the specified
   size, stopped at the noise level; alternating ncvx refinement; final TV-discrepancy stage);
   full tier: the generator passed is ``standard_skip`` and it is used at the half size too;
+  proxy: the warm start capped at 500 steps, 4 alternating rounds, 150 final iterations (to stay
+  within about 5 CPU minutes);
 - the blurry input and the non-blind ncvx TV-discrepancy with the true kernel (reference).
 
 Scoring: the image is the part of the latent estimate under ``y`` once the estimated kernel's
@@ -61,6 +63,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--spec", type=int, default=None)
     ap.add_argument("--length", type=float, default=None, help="true motion length (px)")
     ap.add_argument("--shift", type=int, default=16, help="shift search for the scores (px)")
+    ap.add_argument("--iters", type=int, default=None,
+                    help="naive double-DIP steps (proxy default 500; GPU: as fit the budget)")
+    ap.add_argument("--outer", type=int, default=None, help="alternating rounds (proxy 4, else 8)")
+    ap.add_argument("--final-maxit", type=int, default=None,
+                    help="final TV stage iterations (proxy 150, else 300)")
     args = ap.parse_args(argv)
     n = args.n or (128 if args.proxy else 256)
     spec = args.spec or (63 if args.proxy else 127)
@@ -74,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     stem = "proxy" if args.proxy else "gpu"
     P = make_blur_problem("camera", n, motion_kernel(length, 30.0), SIGMA, boundary="valid")
     rec: dict = {"device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
+                 "argv": vars(args),
                  "n": n, "spec": spec, "true_kernel": f"motion:{length:g}/30", "sigma": SIGMA,
                  "shift_search": shift, "proxy": args.proxy,
                  "scoring": "crop_latent_centred, then shift-aligned", "methods": {}}
@@ -104,8 +112,10 @@ def main(argv: list[str] | None = None) -> None:
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
+    outer = args.outer or (4 if args.proxy else 8)
+    final_maxit = args.final_maxit or (150 if args.proxy else 300)
     if args.proxy:
-        iters, mk_net = 1500, None
+        iters, mk_net = args.iters or 500, None
     else:
         def mk_net() -> tuple[torch.nn.Module, torch.Tensor]:
             torch.manual_seed(0)
@@ -120,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         double_dip_naive(y32, spec, iters=20, net=net, z=z)
         sync()
         per = (time.perf_counter() - t) / 20
-        iters = min(max(int(args.budget_s / 2 / max(per, 1e-3)), 50), 5000)
+        iters = args.iters or min(max(int(args.budget_s / 2 / max(per, 1e-3)), 50), 5000)
 
     torch.manual_seed(0)
     if mk_net is None:
@@ -134,13 +144,14 @@ def main(argv: list[str] | None = None) -> None:
     stages: dict = {}
     kw: dict = {} if mk_net is None else dict(zip(("net", "z"), mk_net(), strict=True))
     res2 = blind_deblur_constrained(P.y.to(dev), spec, SIGMA, warmup_iters=min(iters, 3000),
-                                    stages=stages, **kw)
+                                    outer=outer, final_maxit=final_maxit, stages=stages, **kw)
     score("ncvx_constrained", res2.x, res2.k, res2.seconds, misfit_ratio=res2.misfit_ratio,
           warmup_iterations=stages["warmup"].iterations["adam"],
           half_size_used=bool(stages.get("enlarged")),
           ring_mass=stages.get("ring_mass", float("nan")))
 
-    nb = deconv_tv_discrepancy(P.y.to(dev), P.k.to(dev), SIGMA, boundary="valid", maxit=300)
+    nb = deconv_tv_discrepancy(P.y.to(dev), P.k.to(dev), SIGMA, boundary="valid",
+                               maxit=final_maxit)
     score("nonblind_tv_true_kernel", nb.x, P.k, nb.seconds)
     rec["total_seconds"] = time.perf_counter() - t_all
     (out / f"{stem}.json").write_text(json.dumps(rec, indent=1))
