@@ -8,8 +8,16 @@ camera * exp(i pi/2 moon). Method (:func:`ncvx_imaging.phase_retrieval.tv_path`)
 loose estimate's energy maximum) for delta = 1e-3 ... 1e-5, then the plain fit; real objects
 are real-projected. No HIO/ER step. Success: relative error < 1e-2 after shift/twin/phase.
 
-    OMP_NUM_THREADS=1 python -m benchmarks.phase_retrieval.cdi_tv_path          # ~20 min
-    python -m benchmarks.phase_retrieval.cdi --recount --name cdi_tv_path       # recount
+With ``--tries K`` (default 6) each start runs
+:func:`~ncvx_imaging.phase_retrieval.tv_path_restarts`: the loose stages from the start and from
+K - 1 further random fields drawn from the start's own generator, then the tight stages for the
+candidates in order of increasing loose TV until one reaches a misfit <= 1e-6 (stagnated tight
+paths are abandoned after their first levels). Every one of the 8 starts is still independent;
+the cost per start (at most K loose and K tight runs) is in the ``seconds`` field.
+
+    OMP_NUM_THREADS=1 python -m benchmarks.phase_retrieval.cdi_tv_path          # ~35 min
+    OMP_NUM_THREADS=1 python -m benchmarks.phase_retrieval.cdi_tv_path --tries 1   # session 4
+    python -m benchmarks.phase_retrieval.cdi --recount --name cdi_tv_restarts   # recount
 """
 
 from __future__ import annotations
@@ -56,11 +64,13 @@ def main() -> None:
     ap.add_argument(
         "--tries",
         type=int,
-        default=1,
+        default=6,
         help="loose-stage candidates per start (>1: tv_path_restarts, lowest loose TV first)",
     )
-    ap.add_argument("--name", default="cdi_tv_path")
+    ap.add_argument("--name", default=None, help="cdi_tv_restarts (tries > 1) or cdi_tv_path")
     args = ap.parse_args()
+    if args.name is None:
+        args.name = "cdi_tv_path" if args.tries == 1 else "cdi_tv_restarts"
     quiet_threads()
     N, n, B = 128, 64, 80
     ff = FarField((n, n), (N, N))
