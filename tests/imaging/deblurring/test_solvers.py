@@ -125,7 +125,7 @@ def test_blind_solvers_return_kernels_on_the_simplex() -> None:
     assert pad_latent(P.y, (9, 9)).shape == joint.x.shape
     stages: dict = {}
     pipe = blind_deblur_constrained(P.y, 9, P.sigma, warmup_iters=20, outer=1, final_maxit=10,
-                                    stages=stages)
+                                    stages=stages, starts=[("trim", 0)])
     assert _on_simplex(pipe.k, 1e-10) and pipe.x.shape == (32, 32)
     assert {"warmup", "am", "starts", "enlarged", "small_size"} <= set(stages)
     assert stages["small_size"] == 5 and stages["starts"][0][0] == "trim"
@@ -136,7 +136,7 @@ def test_pipeline_coarse_start_and_choice_by_objective() -> None:
     stages: dict = {}
     pipe = blind_deblur_constrained(P.y, 9, P.sigma, warmup_iters=20, outer=1, final_maxit=10,
                                     starts=[("full", 0), ("coarse", 0), ("eswmv", 0)],
-                                    stages=stages)
+                                    stages=stages, select="objective")
     assert _on_simplex(pipe.k, 1e-10) and pipe.x.shape == (32, 32)
     objs = [s[2] for s in stages["starts"]]
     assert [s[0] for s in stages["starts"]] == ["full", "coarse", "eswmv"]
@@ -282,5 +282,10 @@ def test_residual_whiteness_and_start_selection(monkeypatch) -> None:
     assert [s[:2] for s in stages["starts"]] == runs
     assert torch.allclose(conv_valid(out.x, out.k), y - 0.01 * torch.randn(
         20, 20, generator=torch.Generator().manual_seed(1), dtype=D))  # the white one
+    # the default: "trim" then "full" of the same seed, chosen by whiteness
+    runs.clear()
+    monkeypatch.setattr(pipe_mod, "_one_start", lambda *a: (fake(*a)[0], {"enlarged": True}))
+    blind_deblur_constrained(y, 5, 0.01, seed=1)
+    assert runs == [("trim", 1), ("full", 1)]
     with pytest.raises(ValueError, match="select"):
         blind_deblur_constrained(y, 5, 0.01, select="tv")
