@@ -73,6 +73,7 @@ class PenaltyPoint:
     f: float
     phi: float
     _grad_viol: torch.Tensor | None = field(default=None, repr=False)
+    _grad_f: torch.Tensor | None = field(default=None, repr=False)
     stat_value: float = math.nan
     stat_bounded: bool = False  # stat_value is a lower bound (the termination QP was skipped)
     # the one-sample termination QP's answer (y, d), which is the steering QP at this mu
@@ -95,17 +96,28 @@ class PenaltyPoint:
 
     @property
     def grad_viol(self) -> torch.Tensor:
-        """Gradient of the l1 violation (``(n,)``)."""
+        """Gradient of the l1 violation (``(n,)``); before the Jacobians exist it comes from
+        weighted reverse passes (:meth:`Evaluation.weighted_gradients`)."""
         if self._grad_viol is None:
-            self.ev.ensure_gradients()
-            self._grad_viol = l1_violation_gradient(self.ev)
+            ev = self.ev
+            if ev.has_gradients:
+                self._grad_viol = l1_violation_gradient(ev)
+            else:
+                w_i = (ev.ci >= 0).to(ev.ci.dtype)
+                w_e = torch.where(ev.ce >= 0, 1.0, -1.0).to(ev.ce.dtype)
+                self._grad_f, self._grad_viol = ev.weighted_gradients(w_i, w_e)
         return self._grad_viol
 
     @property
     def grad_f(self) -> torch.Tensor:
-        self.ev.ensure_gradients()
-        assert self.ev.grad_f is not None
-        return self.ev.grad_f
+        if self.ev.grad_f is not None:
+            return self.ev.grad_f
+        if self._grad_f is None:
+            self.grad_viol  # noqa: B018  (fills _grad_f, the Jacobians only if needed)
+        if self._grad_f is None:  # the gradients came from the Jacobians
+            assert self.ev.grad_f is not None
+            return self.ev.grad_f
+        return self._grad_f
 
     @property
     def grad_phi(self) -> torch.Tensor:
@@ -116,5 +128,13 @@ class PenaltyPoint:
         """Same point, another penalty parameter (no new evaluation)."""
         phi = mu * self.f + self.viol.tv_l1
         return PenaltyPoint(
-            self.ev, mu, self.viol, self.f, phi, self._grad_viol, self.stat_value, self.stat_bounded
+            self.ev,
+            mu,
+            self.viol,
+            self.f,
+            phi,
+            self._grad_viol,
+            self._grad_f,
+            self.stat_value,
+            self.stat_bounded,
         )

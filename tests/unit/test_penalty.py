@@ -172,3 +172,29 @@ def test_values_do_not_need_gradients():
     assert evaluator.n_gradients == 0
     _ = p.grad_phi
     assert evaluator.n_gradients == 1
+
+
+def test_penalty_gradient_before_the_jacobian_uses_weighted_passes():
+    """With many constraints a trial point's ∇φ comes from two reverse passes (no Jacobian),
+    and equals the Jacobian-based value."""
+    import ncvx.problem.evaluator as evaluator_mod
+
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(300, 5, generator=g, dtype=torch.float64)
+
+    def fn(X):
+        x = X["x"]
+        return (x**2).sum() + x.abs().sum(), A @ x - 0.1, (x[:2] ** 2 - 0.5)
+
+    layout = VariableLayout.from_shapes({"x": (5,)})
+    ev_maker = Evaluator(
+        fn, DictBinding(layout, lambda d: d), dtype=torch.float64, device=torch.device("cpu")
+    )
+    x = torch.randn(5, generator=g, dtype=torch.float64)
+    assert evaluator_mod.WEIGHTED_MIN_ROWS <= 302
+    p = PenaltyPoint.create(ev_maker.evaluate(x, first=True), 0.7, 1e-6, 1e-6)
+    fast = p.grad_phi.clone()
+    assert not p.ev.has_gradients  # no Jacobian was formed
+    q = PenaltyPoint.create(ev_maker.evaluate(x), 0.7, 1e-6, 1e-6)
+    q.ev.ensure_gradients()
+    torch.testing.assert_close(fast, q.grad_phi, rtol=1e-12, atol=1e-12)
