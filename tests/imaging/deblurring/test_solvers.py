@@ -131,6 +131,7 @@ def test_blind_solvers_return_kernels_on_the_simplex() -> None:
     assert stages["small_size"] == 5 and stages["starts"][0][0] == "trim"
 
 
+@pytest.mark.slow  # three full pipeline starts: ~45 s on the loaded 2-core machine (session 5)
 def test_pipeline_coarse_start_and_choice_by_objective() -> None:
     P = make_blur_problem("camera", 24, motion_kernel(5, 0.0), 0.01, boundary="valid")
     stages: dict = {}
