@@ -166,9 +166,12 @@ def select_tau_fixed_point(
     plain "risk rose twice" stop was fooled by Monte-Carlo noise at 64^2).
     The answer is the root if it comes first, else the risk minimum (a parabola through the
     three lowest-risk weights in ``log lam``); it is solved once more there. Further safeguards:
-    ``tau`` never below ``tau_min`` (the walk stops there); ``max_evals`` weights at most; a
-    bound that no image in the box ``[0, 1]`` meets (``sigma`` under-estimated: the textbook
-    solve already ends above it) keeps ``tau = 1``. ``history`` lists ``(tau, lam,
+    ``tau`` never below ``tau_min`` (the walk stops there); ``max_evals`` weights at most, and if
+    the walk ends there (or at ``tau_min``) with neither a root nor a risk minimum behind it,
+    ``tau = 1`` is kept (seen with an under-estimated ``sigma``: 64^2, 13 x 13 Gaussian, true
+    sigma 0.05, estimate 0.0472 — 16 weights, no root, the risk still falling, and the last
+    weight gave 13 dB); a bound that no image in the box ``[0, 1]`` meets (``sigma``
+    under-estimated further: the textbook solve already ends above it) keeps ``tau = 1``. ``history`` lists ``(tau, lam,
     df_per_pixel)`` per weight, the chosen one last (its ``df`` NaN)."""
     import math
 
@@ -233,6 +236,12 @@ def select_tau_fixed_point(
         u -= math.log(factor)
     if pick is None:  # no root before the risk minimum (or the budget): the risk minimum
         i = min(range(len(risks)), key=risks.__getitem__)
+        if len(risks) > 1 and i == len(risks) - 1:
+            # the risk was still falling where the walk ended (budget or tau_min) without a
+            # root: nothing was bracketed -- the textbook tau (happens with an under-estimated
+            # sigma, where the walk starts deep in the noise-fitting range)
+            hist.append((1.0, lam1, float("nan")))
+            return TauChoice(tau=1.0, lam=lam1, x=x1, history=hist)
         if 0 < i < len(risks) - 1:
             a, b, c = risks[i - 1], risks[i], risks[i + 1]
             den = a - 2 * b + c

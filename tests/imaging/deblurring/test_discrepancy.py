@@ -127,6 +127,13 @@ def test_select_tau_fixed_point_root_or_risk_minimum(prob) -> None:
     P = make_blur_problem("camera", 24, gaussian_kernel(9, 2.0), 0.05, seed=1)
     c2 = select_tau_fixed_point(P.y, P.k, P.sigma / 2, iters=200)  # misfit cannot get there
     assert c2.tau == 1.0 and len(c2.history) == 1
+    # a walk cut by the budget while the risk still falls (nothing bracketed) keeps tau = 1
+    c3 = select_tau_fixed_point(prob.y, prob.k, prob.sigma, probes=2, iters=200,
+                                factor=1.01, max_evals=2)
+    walk3 = c3.history[:-1]
+    r3 = [t - 1 + 2 * d for t, _, d in walk3]
+    if max(1 - d - t for t, _, d in walk3) < 0 and r3[-1] < r3[0]:
+        assert c3.tau == 1.0
     with pytest.raises(ValueError, match="factor"):
         select_tau_fixed_point(prob.y, prob.k, prob.sigma, factor=1.0)
 
