@@ -23,6 +23,11 @@ from .damping import damp_pair
 
 #: Columns of the low-rank factor kept (two per update); beyond that the tracking stops.
 MAX_TRACKED = 600
+#: From this size the update is two in-place rank-one updates (one pass each over the n²
+#: entries: n = 5021 went from 3.2 s to a fraction of it); below, the explicit formula, whose
+#: rounding the examples' measured trajectories were made with (C2: 531 iterations, 556
+#: with the in-place form).
+INPLACE_MIN_N = 2000
 
 
 class DenseBFGS:
@@ -102,8 +107,11 @@ class DenseBFGS:
         b = -rho * Hy
         if not (math.isfinite(coeff) and bool(torch.isfinite(a).all() & torch.isfinite(b).all())):
             return UpdateInfo(False, damped, "nonfinite")
-        H_new = H.clone() if H is self.H else H  # the caller's matrix is never changed
-        H_new.addr_(s, a).addr_(b, s)
+        if self.n < INPLACE_MIN_N:  # small: the explicit formula (the rounding measured so far)
+            H_new = H - rho * (torch.outer(Hy, s) + torch.outer(s, Hy)) + coeff * torch.outer(s, s)
+        else:
+            H_new = H.clone() if H is self.H else H  # the caller's matrix is never changed
+            H_new.addr_(s, a).addr_(b, s)
         # H_new is positive definite (sᵀy > 0), so |H_ij| ≤ √(H_ii H_jj): a finite diagonal
         # means finite entries, and checking it costs n instead of n² reads
         if not bool(torch.isfinite(H_new.diagonal()).all()):

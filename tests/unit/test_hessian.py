@@ -363,3 +363,23 @@ def test_lbfgs_compact_form_equals_the_recursion(n, memory, pairs, r, seed, fixe
     L2.apply(V)
     L2.load_state(L.state())
     torch.testing.assert_close(L2.apply(V), one_by_one, rtol=0, atol=1e-10 * scale)
+
+
+def test_in_place_and_explicit_dense_updates_agree(monkeypatch):
+    from ncvx.hessian import bfgs as bfgs_mod
+
+    g = torch.Generator().manual_seed(4)
+    pairs = []
+    for _ in range(6):
+        s = torch.randn(30, generator=g, dtype=torch.float64)
+        pairs.append((s, 2.0 * s + 0.3 * torch.randn(30, generator=g, dtype=torch.float64)))
+    out = []
+    for threshold in (0, 10**9):
+        monkeypatch.setattr(bfgs_mod, "INPLACE_MIN_N", threshold)
+        H = DenseBFGS(torch.eye(30, dtype=torch.float64))
+        H0 = H.H
+        for s, y in pairs:
+            H.update(s, y)
+        assert torch.equal(H0, torch.eye(30, dtype=torch.float64))  # never changed in place
+        out.append(H.H)
+    torch.testing.assert_close(out[0], out[1], rtol=1e-12, atol=1e-12)
