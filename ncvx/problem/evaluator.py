@@ -73,10 +73,12 @@ class Evaluation:
         if self._C is None:
             self.ensure_gradients()
             assert self.J_e is not None and self.J_i is not None
-            # no copy when one block is empty (10 000 x 5000 rows are 400 MB)
-            if self.J_e.shape[0] == 0:
+            # no copy of many rows when one block is empty (10 000 x 5000 rows are 400 MB);
+            # few rows are concatenated as before: a transposed (1, n) view of explicit
+            # gradients has other strides, and its products round differently
+            if self.J_e.shape[0] == 0 and self.J_i.shape[0] >= WEIGHTED_MIN_ROWS:
                 self._C = self.J_i
-            elif self.J_i.shape[0] == 0:
+            elif self.J_i.shape[0] == 0 and self.J_e.shape[0] >= WEIGHTED_MIN_ROWS:
                 self._C = self.J_e
             else:
                 self._C = torch.cat([self.J_e, self.J_i])
