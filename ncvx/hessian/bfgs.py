@@ -22,7 +22,7 @@ from .base import BFGSStats, UpdateInfo
 from .damping import damp_pair
 
 #: Columns of the low-rank factor kept (two per update); beyond that the tracking stops.
-MAX_TRACKED = 600
+MAX_TRACKED = 1200
 #: From this size the update is two in-place rank-one updates (one pass each over the n²
 #: entries: n = 5021 went from 3.2 s to a fraction of it); below, the explicit formula, whose
 #: rounding the examples' measured trajectories were made with (C2: 531 iterations, 556

@@ -32,9 +32,12 @@ import torch
 MIN_SIZE = 4000
 #: A Jacobian column with more than this fraction of nonzero rows counts as dense.
 DENSE_COLUMN = 0.02
-#: The structured form is used only if ``nnz(S) ≤ SPARSE_FILL · k`` and ``r ≤ MAX_RANK``.
+#: The structured form is used only if ``nnz(S) ≤ SPARSE_FILL · k`` and ``r ≤ MAX_RANK``, and
+#: ``r ≤ k / RANK_RATIO``: about 25 interior-point iterations of ``k r²`` flops against one dense
+#: factorization of ``k³/3`` (and forming the ``k × k`` matrix) break even near ``r = k/9``.
 SPARSE_FILL = 20
-MAX_RANK = 600
+MAX_RANK = 1200
+RANK_RATIO = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,7 +126,7 @@ def structured_gram(
             working set large enough to use it).
 
     Returns ``None`` when the form does not pay off (few or dense rows, a dense ``C_s C_sᵀ``, a
-    rank above :data:`MAX_RANK` or above ``k/2``); the caller then forms the dense matrix.
+    rank above :data:`MAX_RANK` or above ``k/RANK_RATIO``); the caller then forms the dense matrix.
     """
     if rows.shape[0] < MIN_SIZE or rows.layout != torch.strided:
         return None
@@ -145,7 +148,7 @@ def structured_gram(
     dense_cols = torch.nonzero(dense_mask).reshape(-1)
     p_d = int(dense_cols.numel())
     rank = p_d + int(W.shape[1])
-    if rank > MAX_RANK or 2 * rank > k:
+    if rank > MAX_RANK or RANK_RATIO * rank > k:
         return None
     keep = (~dense_mask[j]).cpu().numpy()
     i_np, j_np = i.cpu().numpy(), j.cpu().numpy()
