@@ -75,8 +75,13 @@ def weak_wolfe(
     n_evals = 0
     best = start  # last "not far enough" point
     c1, c2 = settings.c1, settings.c2
+    width_alpha, width_tol = math.nan, 0.0  # the bracket's width test, for this alpha
     while n_evals < settings.max_evals:
-        width_tol = float(torch.linalg.vector_norm(x0 + alpha * d)) / norm_d * settings.step_tol
+        if alpha != width_alpha:  # it only changes with alpha
+            width_alpha = alpha
+            width_tol = (
+                float(torch.linalg.vector_norm(x0 + alpha * d)) / norm_d * settings.step_tol
+            )
         if beta - alpha <= width_tol:
             break
         trial = evaluate(x0 + t * d)

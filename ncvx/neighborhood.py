@@ -37,6 +37,7 @@ class NeighborhoodCache:
         self._grads: torch.Tensor | None = None  # (capacity, 1 + m, n)
         self._count = 0
         self._next = 0
+        self._steps: torch.Tensor | None = None  # 0..capacity-1, for the newest-first order
 
     def __len__(self) -> int:
         return self._count
@@ -75,6 +76,7 @@ class NeighborhoodCache:
                         per_sample // 2**20,
                     )
                     self.capacity = int(fits)
+                    self._steps = None
             self._x = x.new_empty((self.capacity, *x.shape))
             self._grads = grads.new_empty((self.capacity, *grads.shape))
         assert self._grads is not None
@@ -91,8 +93,9 @@ class NeighborhoodCache:
         if self._x is None or self._count == 0:
             raise RuntimeError("the neighbourhood cache is empty")
         assert self._grads is not None
-        order = [(self._next - 1 - j) % self.capacity for j in range(self._count)]
-        idx = torch.tensor(order, device=self._x.device)
+        if self._steps is None or self._steps.device != self._x.device:
+            self._steps = torch.arange(self.capacity, device=self._x.device)
+        idx = (self._next - 1 - self._steps[: self._count]) % self.capacity  # newest first
         dist = torch.linalg.vector_norm(self._x[idx] - x, dim=1)
         near = idx[dist <= self.radius]
         if near.numel() <= 1:  # the current point is always a sample of itself; a view, no copy

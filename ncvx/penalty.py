@@ -33,6 +33,8 @@ def measure_violation(
     ci: torch.Tensor, ce: torch.Tensor, ineq_tol: float, eq_tol: float
 ) -> Violation:
     """l-infinity and l1 violations of ``ci <= 0`` (``(m_i,)``) and ``ce == 0`` (``(m_e,)``)."""
+    if not ci.numel() and not ce.numel():  # unconstrained: nothing to reduce
+        return _NO_VIOLATION
     vi = ci.clamp(min=0)
     ve = ce.abs()
     zero = ci.new_zeros(())
@@ -49,6 +51,9 @@ def measure_violation(
         tv_l1 = math.inf
     tv = max(tvi, tve)
     return Violation(tvi, tve, tv, tv_l1, bool(tvi <= ineq_tol and tve <= eq_tol))
+
+
+_NO_VIOLATION = Violation(0.0, 0.0, 0.0, 0.0, True)
 
 
 def l1_violation_gradient(ev: Evaluation) -> torch.Tensor:
@@ -78,6 +83,7 @@ class PenaltyPoint:
     stat_bounded: bool = False  # stat_value is a lower bound (the termination QP was skipped)
     # the one-sample termination QP's answer (y, d), which is the steering QP at this mu
     shared_qp: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+    _grad_phi: torch.Tensor | None = field(default=None, repr=False)
 
     @staticmethod
     def create(ev: Evaluation, mu: float, ineq_tol: float, eq_tol: float) -> PenaltyPoint:
@@ -121,8 +127,10 @@ class PenaltyPoint:
 
     @property
     def grad_phi(self) -> torch.Tensor:
-        """``mu * grad_f + grad_viol`` (``(n,)``)."""
-        return self.mu * self.grad_f + self.grad_viol
+        """``mu * grad_f + grad_viol`` (``(n,)``), computed once."""
+        if self._grad_phi is None:
+            self._grad_phi = self.mu * self.grad_f + self.grad_viol
+        return self._grad_phi
 
     def with_mu(self, mu: float) -> PenaltyPoint:
         """Same point, another penalty parameter (no new evaluation)."""

@@ -107,7 +107,7 @@ def stationarity(
     measure's own vector). ``share``: with a single sample, solve the QP even where the bound
     would skip it, because the caller reuses its answer as the next steering QP's.
     """
-    cols = _reduced_columns(point, samples)
+    only_f = samples.shape[1] == 1  # no constraint rows: the QP's columns are all ∇f samples
     l = samples.shape[0]
     order = 2 if l2 else math.inf
     g = point.grad_phi if grad_phi is None else grad_phi
@@ -116,7 +116,7 @@ def stationarity(
     # steering way so the next steering step reuses it; without, it is d = -H∇φ (no QP).
     one: StationarityResult | None = None
     ev = point.ev
-    if share and not cols.is_f.all():
+    if share and not only_f:
         try:
             y, d1 = steering_qp_at_mu(point, apply_H, qp)
         except QPBackendError:
@@ -126,11 +126,12 @@ def stationarity(
             combination = point.mu * ev.grad_f + ev.C.T @ y
             value = float(torch.linalg.vector_norm(d1, ord=order))
             one = StationarityResult(value, l, 1, d1, combination, y)
-    elif cols.is_f.all() and cols.mu != 0:
+    elif only_f and point.mu != 0:
         d1 = -apply_H(g[:, None])[:, 0]
         one = StationarityResult(float(torch.linalg.vector_norm(d1, ord=order)), l, 1, d1, g)
     if one is not None and (l == 1 or (certify_below is not None and one.value <= certify_below)):
         return one  # the measure itself (one sample), or already small enough to certify
+    cols = _reduced_columns(point, samples)
     if certify_below is not None:
         bound = measure_lower_bound(cols, apply_H(g[:, None])[:, 0], apply_H, l2=l2)
         if bound <= certify_below and hint is not None:

@@ -196,6 +196,7 @@ class Evaluator:
         self.n_values = 0
         self.n_gradients = 0
         self.seconds_in_user = 0.0
+        self._empty: torch.Tensor | None = None
         # prescaling factors (1 = unscaled); set by :meth:`set_scaling`
         self.scale_f = 1.0
         self.scale_ci: torch.Tensor | None = None
@@ -515,7 +516,9 @@ class Evaluator:
 
     def _cat_values(self, tensors: list[torch.Tensor]) -> torch.Tensor:
         if not tensors:
-            return torch.zeros(0, dtype=self.dtype, device=self.device)
+            if self._empty is None:  # shared: an empty tensor has nothing to change
+                self._empty = torch.zeros(0, dtype=self.dtype, device=self.device)
+            return self._empty
         return self._to_solver(torch.cat([t.detach().to(tensors[0].dtype) for t in tensors]))
 
     def _to_solver(self, t: torch.Tensor) -> torch.Tensor:

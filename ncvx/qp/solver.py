@@ -296,6 +296,9 @@ def _blas_threads_for(k: int) -> Iterator[None]:
         return
     if _blas is None:
         _blas = ThreadpoolController()
+    if all(lib.num_threads == 1 for lib in _blas.select(user_api="blas").lib_controllers):
+        yield  # already single-threaded (e.g. OPENBLAS_NUM_THREADS=1): nothing to limit
+        return
     with _blas.limit(limits=1, user_api="blas"):
         yield
 
