@@ -220,16 +220,26 @@ def _flush_c_stdout() -> None:
         pass
 
 
+#: Backends called directly with their output off, which print nothing: :func:`quiet` only
+#: records their warnings (redirecting file descriptor 1 costs ~0.1 ms per call, a tenth of a
+#: small QP's solve).
+SILENT: frozenset[str] = frozenset({"piqp", "daqp", "quadprog"})
+
+
 @contextlib.contextmanager
-def quiet() -> Iterator[list[warnings.WarningMessage]]:
+def quiet(backend: str | None = None) -> Iterator[list[warnings.WarningMessage]]:
     """Silence stdout (C and Python level) and record (not show) Python warnings for the block.
 
     OSQP prints "Polishing not needed ..." even with ``verbose=False``; hiding C output
     requires pointing file descriptor 1 at ``/dev/null`` for the duration of the call. The
-    warnings filter change is local to the block (``warnings.catch_warnings``).
+    warnings filter change is local to the block (``warnings.catch_warnings``). For a
+    ``backend`` in :data:`SILENT` only the warnings are recorded.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        if backend in SILENT:
+            yield caught
+            return
         try:
             sys.stdout.flush()
             saved = os.dup(1)

@@ -436,7 +436,7 @@ class QPSolver:
             q = scaled.q if (ridge == 0.0 or center is None) else scaled.q - diag_ridge * center
             calls += 1
             try:
-                with registry.quiet():
+                with registry.quiet(name):
                     xs = run(P, q, scaled.lb, scaled.ub, scaled.A, scaled.b, center)
                 xs = np.asarray(xs, dtype=np.float64).reshape(-1)
                 if xs.shape != q.shape or not np.all(np.isfinite(xs)):
