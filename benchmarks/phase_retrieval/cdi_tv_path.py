@@ -8,16 +8,19 @@ camera * exp(i pi/2 moon). Method (:func:`ncvx_imaging.phase_retrieval.tv_path`)
 loose estimate's energy maximum) for delta = 1e-3 ... 1e-5, then the plain fit; real objects
 are real-projected. No HIO/ER step. Success: relative error < 1e-2 after shift/twin/phase.
 
-With ``--tries K`` (default 6) each start runs
+With ``--tries K`` (default 16) each start runs
 :func:`~ncvx_imaging.phase_retrieval.tv_path_restarts`: the loose stages from the start and from
-K - 1 further random fields drawn from the start's own generator, then the tight stages for the
-candidates in order of increasing loose TV until one reaches a misfit <= 1e-6 (stagnated tight
-paths are abandoned after their first levels). Every one of the 8 starts is still independent;
-the cost per start (at most K loose and K tight runs) is in the ``seconds`` field.
+K - 1 further random fields drawn from the start's own generator, screened by their TV after each
+loose level (``--screen 8 4``: the 8 lowest go on after the first level, the 4 lowest after the
+second; ``--screen`` with no number: no screen, as in session 5 with ``--tries 6``), then the
+tight stages for the survivors in order of increasing loose TV until one reaches a misfit <= 1e-6
+(stagnated tight paths are abandoned after their first levels). Every one of the 8 starts is
+still independent; the cost per start is in the ``seconds`` field.
 
-    OMP_NUM_THREADS=1 python -m benchmarks.phase_retrieval.cdi_tv_path          # ~35 min
+    OMP_NUM_THREADS=1 python -m benchmarks.phase_retrieval.cdi_tv_path --objects real  # ~15 min
+    OMP_NUM_THREADS=1 python -m benchmarks.phase_retrieval.cdi_tv_path --tries 6 --screen  # s. 5
     OMP_NUM_THREADS=1 python -m benchmarks.phase_retrieval.cdi_tv_path --tries 1   # session 4
-    python -m benchmarks.phase_retrieval.cdi --recount --name cdi_tv_restarts   # recount
+    python -m benchmarks.phase_retrieval.cdi --recount --name cdi_tv_screen   # recount
 """
 
 from __future__ import annotations
@@ -64,13 +67,23 @@ def main() -> None:
     ap.add_argument(
         "--tries",
         type=int,
-        default=6,
+        default=16,
         help="loose-stage candidates per start (>1: tv_path_restarts, lowest loose TV first)",
     )
-    ap.add_argument("--name", default=None, help="cdi_tv_restarts (tries > 1) or cdi_tv_path")
+    ap.add_argument(
+        "--screen",
+        type=int,
+        nargs="*",
+        default=[8, 4],
+        help="candidates kept after each loose level (none given: no screen, session 5)",
+    )
+    ap.add_argument(
+        "--name", default=None, help="cdi_tv_screen, cdi_tv_restarts (no screen) or cdi_tv_path"
+    )
     args = ap.parse_args()
     if args.name is None:
-        args.name = "cdi_tv_path" if args.tries == 1 else "cdi_tv_restarts"
+        screened = "cdi_tv_screen" if args.screen else "cdi_tv_restarts"
+        args.name = "cdi_tv_path" if args.tries == 1 else screened
     quiet_threads()
     N, n, B = 128, 64, 80
     ff = FarField((n, n), (N, N))
@@ -98,7 +111,9 @@ def main() -> None:
                 generator=torch.Generator().manual_seed(1000 * args.seed + i),
             )
             if args.tries > 1:
-                res = tv_path_restarts(Y, (r0, r0, B, B), s, tries=args.tries, **kw)
+                res = tv_path_restarts(
+                    Y, (r0, r0, B, B), s, tries=args.tries, screen=tuple(args.screen), **kw
+                )
             else:
                 res = tv_path(Y, (r0, r0, B, B), s, **kw)
             secs.append(time.perf_counter() - t)
@@ -112,7 +127,8 @@ def main() -> None:
                 kind,
                 i,
                 f"err {err[0]:.4f} misfit {res.misfit:.2e} window {res.window}",
-                f"chosen {res.chosen} tries {[(round(a, 4), b) for a, b in res.tries]}",
+                f"chosen {res.chosen} tries",
+                [(tuple(round(a, 4) for a in tv), m and f"{m:.1e}") for tv, m in res.tries],
                 f"{secs[-1]:.0f}s",
                 flush=True,
             )
@@ -123,7 +139,9 @@ def main() -> None:
         records.append(
             {
                 "object": kind,
-                "method": "tv_path" if args.tries == 1 else f"tv_path_restarts({args.tries})",
+                "method": "tv_path"
+                if args.tries == 1
+                else f"tv_path_restarts({args.tries}, screen={tuple(args.screen)})",
                 "rel_errors": errs,
                 "psnr_db": ps,
                 "misfits": misfits,
@@ -157,7 +175,7 @@ def main() -> None:
         args.name,
         "# CDI, ncvx lifted TV-discrepancy path from random starts (loose 80x80 box, noiseless)"
         f"\n\nImage {args.image} (phase {args.phase_image}), seed {args.seed}, "
-        f"{args.tries} loose candidate(s) per start. Success: "
+        f"{args.tries} loose candidate(s) per start, screen {tuple(args.screen)}. Success: "
         f"relative error < {TOL:g} after alignment. Selected: lowest final misfit.\n\n"
         + md_table(
             ["object", "successes", "best err", "median err", "selected", "s per start"], rows

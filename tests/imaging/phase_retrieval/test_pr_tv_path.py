@@ -104,24 +104,25 @@ def test_tv_path_rejects_mismatched_shapes():
 
 @pytest.mark.parametrize("real", [True, False])
 def test_tv_path_restarts_tries_lowest_tv_first(real):
-    """With an acceptance level every candidate reaches, only the lowest-TV loose candidate
-    goes on to the tight stages; with none reachable, all go and the lowest misfit is kept."""
+    """Without a screen, with an acceptance level every candidate reaches, only the lowest-TV
+    loose candidate goes on to the tight stages; with none reachable, all go and the lowest
+    misfit is kept."""
     _, _, y, box, loose = _setup(real)
     gen = torch.Generator().manual_seed(1)
     start = random_start(loose, y.sqrt(), num=1, real=real, generator=gen)[0]
-    kw = dict(real=real, tries=3, maxit=10, fit_maxit=10)
+    kw = dict(real=real, tries=3, screen=(), maxit=10, fit_maxit=10)
     first = tv_path_restarts(
         y, box, start, accept_misfit=float("inf"), generator=torch.Generator().manual_seed(2), **kw
     )
-    regs = [t[0] for t in first.tries]
-    assert len(regs) == 3 and all(r > 0 for r in regs)
+    regs = [t[0][-1] for t in first.tries]
+    assert all(len(t[0]) == 3 for t in first.tries) and all(r > 0 for r in regs)
     assert first.chosen == min(range(3), key=regs.__getitem__)
     assert [t[1] is None for t in first.tries].count(True) == 2
     assert first.tries[first.chosen][1] == pytest.approx(first.misfit)
     every = tv_path_restarts(
         y, box, start, accept_misfit=0.0, generator=torch.Generator().manual_seed(2), **kw
     )
-    assert [t[0] for t in every.tries] == pytest.approx(regs)  # same draws, same loose runs
+    assert [t[0][-1] for t in every.tries] == pytest.approx(regs)  # same draws, same runs
     mis = [t[1] for t in every.tries]
     assert None not in mis
     assert every.chosen == min(range(3), key=mis.__getitem__)
@@ -129,6 +130,37 @@ def test_tv_path_restarts_tries_lowest_tv_first(real):
     assert every.field.is_complex() != real
 
 
-def test_tv_path_restarts_rejects_bad_tries():
+def test_tv_path_restarts_screen_keeps_the_lowest_tv():
+    """``screen = (3, 1)``: all 5 candidates run the first loose level, the 3 lowest-TV ones the
+    second, the lowest of those the third and the tight stages; the runs of the survivors are
+    the unscreened runs (same draws)."""
+    _, _, y, box, loose = _setup(True)
+    start = random_start(loose, y.sqrt(), num=1, real=True, generator=torch.Generator())[0]
+    kw = dict(real=True, tries=5, maxit=8, fit_maxit=5, accept_misfit=0.0)
+    res = tv_path_restarts(
+        y, box, start, screen=(3, 1), generator=torch.Generator().manual_seed(3), **kw
+    )
+    full = tv_path_restarts(
+        y, box, start, screen=(), generator=torch.Generator().manual_seed(3), **kw
+    )
+    levels = [len(t[0]) for t in res.tries]
+    assert sorted(levels) == [1, 1, 2, 2, 3]
+    first = [t[0][0] for t in res.tries]
+    assert first == pytest.approx([t[0][0] for t in full.tries])
+    second = sorted(range(5), key=first.__getitem__)[:3]
+    assert {k for k in range(5) if levels[k] >= 2} == set(second)
+    third = min(second, key=lambda k: res.tries[k][0][1])
+    assert levels[third] == 3 and res.chosen == third
+    assert res.tries[third][0] == pytest.approx(full.tries[third][0])
+    assert [t[1] is None for t in res.tries].count(False) == 1
+
+
+def test_tv_path_restarts_rejects_bad_arguments():
     with pytest.raises(ValueError, match="tries"):
         tv_path_restarts(torch.ones(8, 8), (0, 0, 4, 4), torch.ones(8, 8), real=True, tries=0)
+    with pytest.raises(ValueError, match="screen"):
+        tv_path_restarts(torch.ones(8, 8), (0, 0, 4, 4), torch.ones(8, 8), real=True, screen=(2, 0))
+    with pytest.raises(ValueError, match="screen"):
+        tv_path_restarts(
+            torch.ones(8, 8), (0, 0, 4, 4), torch.ones(8, 8), real=True, screen=(2, 2, 2, 2)
+        )
