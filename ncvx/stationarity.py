@@ -350,7 +350,8 @@ def _solve_subset(
             ub=cols.ub[idx],
             A=A,
             b=rhs,
-        )
+        ),
+        key="termination" if op is not None else "termination, H = I",
     )
     y_all[idx] = sol.x
     y = torch.as_tensor(sol.x, dtype=HGt.dtype, device=HGt.device)

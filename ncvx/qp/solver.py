@@ -380,6 +380,9 @@ class QPSolver:
         self.failures = 0
         self.hard_failures = 0
         self.last_attempts: list[str] = []
+        # per caller-given key: the rung that answered that caller's last QP (tried first next)
+        # and whether that answer reached ``tol``
+        self._lead: dict[str, tuple[tuple[str, float, int], bool]] = {}
 
     @property
     def failure_rate(self) -> float:
@@ -418,8 +421,12 @@ class QPSolver:
         ridge: float,
         steps: int,
         x0: np.ndarray | None,
+        settle: bool = False,
     ) -> _Record:
-        """Run one rung: ``steps`` proximal-point solves of ``P̂ + ridge·I`` (one if no ridge)."""
+        """Run one rung: ``steps`` proximal-point solves of ``P̂ + ridge·I`` (one if no ridge).
+
+        ``settle``: stop at the first answer within ``loose_tol`` (the caller's family of QPs
+        did not reach ``tol`` last time; the further proximal steps gain ~2x each)."""
         label = name if ridge == 0.0 else f"{name}+ridge({ridge:.0e})"
         run = registry.runner(name)
         P = scaled.P
@@ -448,7 +455,7 @@ class QPSolver:
             record = self._judge(problem, xs * scaled.d, label, calls)
             if best is None or record.kkt < best.kkt:
                 best = record
-            if record.kkt <= self.tol:
+            if record.kkt <= self.tol or (settle and record.kkt <= self.loose_tol):
                 break
             assert record.x is not None
             center = record.x / scaled.d
@@ -475,12 +482,23 @@ class QPSolver:
                 return _Record(label + "+polish", x_p, kkt_p, calls)
         return _Record(label, x, kkt, calls)
 
-    def solve(self, problem: QPProblem | StructuredQP, x0: np.ndarray | None = None) -> QPSolution:
+    def solve(
+        self,
+        problem: QPProblem | StructuredQP,
+        x0: np.ndarray | None = None,
+        *,
+        key: str | None = None,
+    ) -> QPSolution:
         """Solve ``problem`` (see the module docstring for the ladder).
 
         Args:
             problem: the QP.
             x0: optional (k,) starting point (warm start / proximal center).
+            key: optional name of a family of similar QPs (e.g. one caller's). The rung that
+                answered the family's last QP goes first (then the usual order): a family of
+                degenerate QPs that the first rung never answers within ``loose_tol`` stops
+                paying for it on every QP (example B2's termination QPs: PIQP's answers stall
+                at ~1e-5, the regularized active-set rung gets 1e-7 to 1e-11).
 
         Returns:
             The most accurate answer found.
@@ -491,7 +509,7 @@ class QPSolver:
         if isinstance(problem, StructuredQP):
             return self._solve_structured(problem, x0, time.perf_counter())
         with _blas_threads_for(problem.k):
-            return self._solve(problem, x0, None, time.perf_counter())
+            return self._solve(problem, x0, None, time.perf_counter(), key)
 
     def _solve_structured(
         self, problem: StructuredQP, x0: np.ndarray | None, start: float
@@ -524,6 +542,7 @@ class QPSolver:
         x0: np.ndarray | None,
         pre: _Record | None,
         start: float,
+        key: str | None = None,
     ) -> QPSolution:
         self.requests += 1
         if pre is None and problem.k == 1 and problem.A is None and ONE_VARIABLE_CLOSED_FORM:
@@ -531,9 +550,18 @@ class QPSolver:
         records = [] if pre is None else [pre]
         if pre is None or pre.kkt > self.tol:
             scaled = _scaled(problem)
-            for name, ridge, steps in self._plan(problem.k):
-                record = self._attempt(problem, scaled, name, ridge, steps, x0)
+            plan = self._plan(problem.k)
+            lead, reached = (None, True) if key is None else self._lead.get(key, (None, True))
+            settle = not reached
+            if lead is not None and lead in plan and lead != plan[0]:
+                plan.remove(lead)
+                plan.insert(0, lead)
+            for rung in plan:
+                name, ridge, steps = rung
+                record = self._attempt(problem, scaled, name, ridge, steps, x0, settle)
                 records.append(record)
+                if key is not None and record.kkt <= self.loose_tol:
+                    self._lead[key] = (rung, record.kkt <= self.tol)
                 # The first answer within the loose tolerance ends the ladder: going further
                 # for the last digits cost up to a second per QP on degenerate termination QPs
                 # (near-duplicate gradient samples), where no backend does better than ~1e-6

@@ -352,6 +352,55 @@ def test_fallback_counts_failure(monkeypatch: pytest.MonkeyPatch, behaviour: str
     assert solver.failure_rate == pytest.approx(100.0)
 
 
+def test_keyed_family_starts_at_the_rung_that_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    primary = BACKENDS[0]
+    others = tuple(b for b in BACKENDS if b != primary)
+    if not others:
+        pytest.skip("needs two backends")
+    _patch_runner(monkeypatch, primary, "raise")
+    solver = QPSolver(primary, fallbacks=others[:1], polish=False)
+    p = QPProblem(np.eye(3), np.array([-2.0, 0.1, 0.0]), -np.ones(3), np.ones(3))
+    solver.solve(p, key="family")
+    assert solver.last_attempts[0].startswith(primary)  # the usual order the first time
+    sol = solver.solve(p, key="family")
+    assert sol.backend.startswith(others[0])
+    assert solver.last_attempts[0].startswith(others[0])  # the rung that answered goes first
+    assert len(solver.last_attempts) == 1
+    solver.solve(p)  # without the key: the usual order
+    assert solver.last_attempts[0].startswith(primary)
+
+
+def test_keyed_family_that_missed_tol_settles_within_loose_tol(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A family whose last answer was only within ``loose_tol`` stops the next QP's proximal
+    steps at its first answer within ``loose_tol``."""
+    pd = [b for b in BACKENDS if registry.BACKENDS[b].needs_pd]
+    if not pd:
+        pytest.skip("needs a backend with proximal steps")
+    original = registry.runner
+    calls = []
+
+    def runner(name: str):
+        run = original(name)
+
+        def counted(P, q, lb, ub, A, b, x0):
+            calls.append(name)
+            x = np.asarray(run(P, q, lb, ub, A, b, x0), dtype=float)
+            return x + 1e-8 * (ub - lb)  # always a little off: within loose_tol, not tol
+
+        return counted
+
+    monkeypatch.setattr(registry, "runner", runner)
+    solver = QPSolver(pd[0], fallbacks=(), polish=False, tol=1e-12, loose_tol=1e-4)
+    p = QPProblem(np.diag([2.0, 1.0, 3.0]), np.array([-1.0, 0.5, 0.2]), -np.ones(3), np.ones(3))
+    first = solver.solve(p, key="family")
+    assert first.status == "inaccurate" and len(calls) == solver.prox_steps
+    calls.clear()
+    second = solver.solve(p, key="family")
+    assert second.status == "inaccurate" and len(calls) == 1
+
+
 def test_all_attempts_fail_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     primary = BACKENDS[0]
     _patch_runner(monkeypatch, primary, "raise")

@@ -166,7 +166,7 @@ class _FailingQP:
         self.fail = fail
         self.calls = 0
 
-    def solve(self, problem, x0=None):
+    def solve(self, problem, x0=None, **kwargs):
         self.calls += 1
         if self.calls <= self.fail:
             raise QPBackendError("forced failure")
