@@ -46,7 +46,7 @@ from .metrics import (
     success,
 )
 from .noise import gaussian_noise, poisson_amplitude_variance, poisson_noise
-from .tv_path import TVPathResult, energy_window, tv_path, tv_path_restarts
+from .tv_path import TVPathResult, energy_window, hio_polish, tv_path, tv_path_restarts
 
 __all__ = [
     "CDIProblem",
@@ -68,6 +68,7 @@ __all__ = [
     "gaussian_noise",
     "gaussian_pr_fn",
     "hio_er",
+    "hio_polish",
     "orthogonality_init",
     "poisson_amplitude_variance",
     "poisson_noise",

@@ -30,10 +30,10 @@ import torch.nn.functional as F
 
 import ncvx
 
-from .cdi_baselines import random_start, support_from_autocorrelation
+from .cdi_baselines import hio_er, random_start, support_from_autocorrelation
 from .formulations import CDIProblem, real_projection
 
-__all__ = ["TVPathResult", "energy_window", "tv_path", "tv_path_restarts"]
+__all__ = ["TVPathResult", "energy_window", "hio_polish", "tv_path", "tv_path_restarts"]
 
 
 def energy_window(
@@ -57,7 +57,8 @@ class TVPathResult:
     after the loose stages; ``window``: the tight box ``(row, col, h, w)``; ``stages``: per ncvx
     solve ``(box kind, delta or None for the fit, misfit, status, iterations)``; ``misfit``: the
     final normalised amplitude misfit (the ground-truth-free selection criterion); ``tries`` and
-    ``chosen``: see :func:`tv_path_restarts` (empty / 0 for :func:`tv_path`)."""
+    ``chosen``: see :func:`tv_path_restarts` (empty / 0 for :func:`tv_path`); ``hio``: the
+    estimate comes from the HIO fallback (:func:`hio_polish`), not from the ncvx path."""
 
     field: torch.Tensor
     loose: torch.Tensor
@@ -66,6 +67,7 @@ class TVPathResult:
     stages: list[tuple[str, float | None, float, int, int]] = field(default_factory=list)
     tries: list[tuple[tuple[float, ...], float | None]] = field(default_factory=list)
     chosen: int = 0
+    hio: bool = False
 
 
 def _lift(img: torch.Tensor, nudge: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -230,6 +232,7 @@ def tv_path_restarts(
     abort_ratio: float = 1.1,
     abort_stages: int = 2,
     accept_misfit: float = 1e-6,
+    hio_fallback: int = 0,
     generator: torch.Generator | None = None,
     **options: Any,
 ) -> TVPathResult:
@@ -250,6 +253,10 @@ def tv_path_restarts(
     not tried)`` and ``chosen`` its index. No ground truth is used; the cost is at most ``tries``
     first loose levels, ``screen[j]`` runs of level ``j + 1`` and as many tight runs as reach
     the end of the loose path.
+
+    ``hio_fallback > 0``: when no candidate reaches ``accept_misfit``, the best one goes through
+    :func:`hio_polish` with that many HIO iterations on its tight window (a classical
+    projection stage, not ncvx; the result then has ``hio = True``). Off by default.
     """
     _check(y, start)
     if tries < 1:
@@ -310,4 +317,69 @@ def tv_path_restarts(
     if best is None:  # unreachable: at least one candidate is always tried
         raise RuntimeError("no candidate was tried")
     best.tries = [(tuple(t), m) for t, m in zip(tvs, misfits)]
+    if hio_fallback > 0 and best.misfit > accept_misfit:
+        pol = hio_polish(
+            y,
+            best,
+            real=real,
+            hio_iters=hio_fallback,
+            fit_maxit=fit_maxit,
+            generator=generator,
+            **options,
+        )
+        if pol.misfit < best.misfit:
+            pol.tries, pol.chosen = best.tries, best.chosen
+            best = pol
     return best
+
+
+def hio_polish(
+    y: torch.Tensor,
+    result: TVPathResult,
+    *,
+    real: bool,
+    hio_iters: int = 300,
+    er_iters: int = 100,
+    fit_maxit: int = 600,
+    nudge: float = 1e-2,
+    generator: torch.Generator | None = None,
+    **options: Any,
+) -> TVPathResult:
+    """HIO + ER (Fienup 1982; fixed support: ``result``'s tight window, real ``>= 0`` for real
+    objects) from ``result.field``, then the lifted ncvx fit on that window (start nudged by
+    ``nudge * max`` imaginary noise for real objects) and :func:`real_projection`.
+
+    A final stage for objects whose TV path stalls (textured images): the phasing is then HIO's,
+    which on the exact tight support succeeds from almost any start; ``hio = True`` marks it.
+    """
+    r, c, h, w = result.window
+    sup = torch.zeros(y.shape, dtype=torch.bool, device=y.device)
+    sup[r : r + h, c : c + w] = True
+    ph = hio_er(
+        y.clamp_min(0).sqrt(),
+        sup,
+        result.field[None],
+        real=real,
+        nonnegative=real,
+        hio_iters=hio_iters,
+        er_iters=er_iters,
+        shrinkwrap_every=0,
+    )
+    opts = _options(options)
+    opts["opt_tol"] = min(float(opts["opt_tol"]), 1e-14)
+    tight = CDIProblem(y, (r, c, h, w), real=False, nonnegative=False)
+    v = tight.variables(_lift(ph.x[0][r : r + h, c : c + w], nudge, generator))
+    stages = list(result.stages)
+    if fit_maxit > 0:
+        res = ncvx.solve(tight.fit_fn(), v, maxit=fit_maxit, **opts)
+        v = res.final.x
+        stages.append(("hio+fit", None, float(tight.misfit(v)), int(res.status), res.iters))
+    out = tight.field(v)
+    return TVPathResult(
+        field=real_projection(out) if real else out,
+        loose=result.loose,
+        window=result.window,
+        misfit=float(tight.misfit(v)),
+        stages=stages,
+        hio=True,
+    )

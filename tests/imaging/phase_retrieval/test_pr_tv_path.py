@@ -5,8 +5,10 @@ import torch
 
 from ncvx_imaging.phase_retrieval import (
     FarField,
+    TVPathResult,
     align_fourier,
     energy_window,
+    hio_polish,
     random_start,
     tv_path,
     tv_path_restarts,
@@ -164,3 +166,38 @@ def test_tv_path_restarts_rejects_bad_arguments():
         tv_path_restarts(
             torch.ones(8, 8), (0, 0, 4, 4), torch.ones(8, 8), real=True, screen=(2, 2, 2, 2)
         )
+
+
+@pytest.mark.parametrize("real", [True, False])
+def test_hio_polish_phases_on_the_tight_window(real):
+    """From a random field on the object's own window, HIO+ER and the lifted fit recover the
+    object up to the trivial ambiguities, and the result is marked as HIO's."""
+    obj, ff, y, _, _ = _setup(real)
+    r, c = ff.offset
+    win = FarField((8, 8), y.shape, offset=(r, c)).support_mask()
+    gen = torch.Generator().manual_seed(2)
+    start = random_start(win, y.sqrt(), num=1, real=real, generator=gen)[0]
+    empty = TVPathResult(
+        field=start, loose=start.to(torch.complex128), window=(r, c, 8, 8), misfit=1.0
+    )
+    res = hio_polish(y, empty, real=real, hio_iters=1000, fit_maxit=100, generator=gen)
+    assert res.hio and res.window == (r, c, 8, 8)
+    assert res.field.is_complex() != real
+    err = float(align_fourier(res.field, ff.pad(obj).to(res.field.dtype))[1])
+    assert err < 1e-4, err
+    assert res.misfit < 1e-8
+    assert res.stages[-1][0] == "hio+fit"
+
+
+def test_tv_path_restarts_hio_fallback_only_when_the_path_fails():
+    _, _, y, box, loose = _setup(True)
+    start = random_start(loose, y.sqrt(), num=1, real=True, generator=torch.Generator())[0]
+    kw = dict(real=True, tries=2, screen=(), maxit=5, fit_maxit=5, hio_fallback=50)
+    never = tv_path_restarts(y, box, start, accept_misfit=float("inf"), **kw)
+    assert not never.hio  # the first candidate is accepted: no fallback
+    fails = tv_path_restarts(y, box, start, accept_misfit=0.0, **kw)
+    plain = tv_path_restarts(y, box, start, accept_misfit=0.0, **{**kw, "hio_fallback": 0})
+    assert not plain.hio
+    assert fails.misfit <= plain.misfit
+    assert fails.hio == (fails.misfit < plain.misfit)
+    assert len(fails.tries) == 2
