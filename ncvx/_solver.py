@@ -46,8 +46,10 @@ _FIXING_ROUNDS = 4
 #: With simple bounds: doublings of the step along the projected path past the first bound.
 _EXTENSION_STEPS = 12
 #: An infeasible point gets a correction try once its violation has not halved for this many
-#: iterations in a row.
+#: iterations in a row, while it is at most _CORRECT_BELOW times the violation tolerance (near
+#: the constraints: far from them the step would be a large Gauss-Newton jump).
 _LINGER_ITERATIONS = 10
+_CORRECT_BELOW = 1e4
 #: ... and at most this many violated constraints (the correction factors their Gram matrix).
 _CORRECT_MAX_ROWS = 1000
 
@@ -411,11 +413,13 @@ class BFGSSQP:
         stayed at 1e-4 to 1e-3 for 150 iterations at μ = 1); the best point feasible to
         tolerance is then an early one. The minimum-norm Gauss–Newton correction
         ``Δ = −J_vᵀ(J_v J_vᵀ)⁺ c_v`` over the violated inequalities and the equalities is tried
-        once the violation has not halved for :data:`_LINGER_ITERATIONS` iterations in a row
-        (normal convergence to feasibility halves it sooner); it is kept only if it lowers the
+        once the violation, at most :data:`_CORRECT_BELOW` times the tolerance, has not halved
+        for :data:`_LINGER_ITERATIONS` iterations in a row (normal convergence to feasibility
+        halves it sooner); it is kept only if it lowers the
         violation without raising φ (which it does whenever the penalty is exact,
         ``μ |λ| < 1``)."""
-        if point.feasible or not self.constrained:
+        near = point.viol.tv <= _CORRECT_BELOW * max(self.opts.viol_ineq_tol, self.opts.viol_eq_tol)
+        if point.feasible or not self.constrained or not near:
             self._lingering, self._linger_from = 0, math.inf
             return point
         if point.viol.tv < 0.5 * self._linger_from:  # the violation is still going down
