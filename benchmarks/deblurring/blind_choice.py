@@ -48,6 +48,12 @@ SETS = {
     "held2": [("camera", "shake:11/11", 25, 0.03, 2), ("moon", "motion:13/150", 27, 0.01, 2),
               ("astronaut", "motion:11/60", 25, 0.03, 2), ("camera", "motion:9/100", 25, 0.02, 2),
               ("astronaut", "shake:13/17", 27, 0.01, 2), ("moon", "motion:9/45", 25, 0.02, 2)],
+    # session 6: fixed before any run, to check the support refit on images, kernels and noise
+    # levels not used to choose anything (coins and coffee are new images)
+    "held3": [("coins", "motion:11/20", 25, 0.02, 3), ("astronaut", "motion:13/135", 27, 0.02, 3),
+              ("moon", "motion:9/80", 25, 0.02, 3), ("camera", "shake:9/23", 25, 0.02, 3),
+              ("coins", "shake:13/29", 27, 0.01, 3), ("astronaut", "motion:12/165", 27, 0.03, 3),
+              ("coffee", "motion:10/70", 25, 0.01, 3), ("moon", "shake:11/31", 25, 0.01, 3)],
 }
 
 
@@ -57,6 +63,11 @@ def _kernel(spec: str) -> torch.Tensor:
     if kind == "motion":
         return motion_kernel(float(a), float(b))
     return random_motion_kernel(int(a), seed=int(b))
+
+
+def exact_size(c: tuple) -> tuple:
+    """The same case with the kernel size specified exactly (the size of the true kernel)."""
+    return (c[0], c[1], _kernel(c[1]).shape[0], c[3], c[4])
 
 
 def case_name(c: tuple) -> str:
@@ -83,6 +94,7 @@ def run(cases: list[tuple], starts: list[tuple[str, int]]) -> None:
             out, info = _one_start(P.y, spec, sigma, 1.0, kind, s, 1500, 8, 300, None, None)
             img = crop_latent_centred(out.x, out.k).clamp(0, 1)
             rec = {"case": case_name(c), "start": f"{kind}:{s}", "cpu_s": time.process_time() - t,
+                   "support_estimate": info.get("support_estimate"), "refit": info.get("refit"),
                    "psnr": psnr_aligned(img, P.x, 8)[0],
                    "psnr_support_centre": psnr_aligned(
                        crop_latent(out.x, tuple(out.k.shape)).clamp(0, 1), P.x, 8)[0],
@@ -124,13 +136,16 @@ def main() -> None:
     ap.add_argument("--set", action="append", choices=list(SETS), default=[])
     ap.add_argument("--starts", nargs="*", default=["trim:0", "full:0"])
     ap.add_argument("--analyse", nargs="*", default=None)
+    ap.add_argument("--exact", action="store_true",
+                    help="specify the true kernel size instead (the exact-size reference runs)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.analyse is not None:
         analyse(*args.analyse)
         return
     starts = [(s.split(":")[0], int(s.split(":")[1])) for s in args.starts]
-    run([c for name in args.set for c in SETS[name]], starts)
+    cases = [c for name in args.set for c in SETS[name]]
+    run([exact_size(c) for c in cases] if args.exact else cases, starts)
 
 
 if __name__ == "__main__":

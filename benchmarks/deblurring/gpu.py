@@ -12,8 +12,9 @@ Problem: ``camera``, 'valid' blur, σ = 0.01, a line-motion kernel at 30°; full
   full tier: the standard 5-level 128-channel generator, as many steps as fit half the budget;
   proxy: the small CPU generator, 500 steps (``--iters``);
 - ``ncvx_constrained``: :func:`~ncvx_imaging.deblurring.pipeline.blind_deblur_constrained` with
-  its current defaults (the ``"trim"`` kernel-size pyramid: warm start at half the specified
-  size, stopped at the noise level; alternating ncvx refinement; final TV-discrepancy stage);
+  its current defaults (the ``"fit"`` start: warm start at half the specified size, stopped at
+  the noise level; alternating ncvx refinement; the support re-estimated from that kernel and
+  both stages rerun with it when smaller; final TV-discrepancy stage);
   full tier: the generator passed is ``standard_skip`` and it is used at the half size too;
   proxy: the warm start capped at 500 steps, 4 alternating rounds, 150 final iterations (to stay
   within about 5 CPU minutes);

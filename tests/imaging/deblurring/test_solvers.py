@@ -283,10 +283,57 @@ def test_residual_whiteness_and_start_selection(monkeypatch) -> None:
     assert [s[:2] for s in stages["starts"]] == runs
     assert torch.allclose(conv_valid(out.x, out.k), y - 0.01 * torch.randn(
         20, 20, generator=torch.Generator().manual_seed(1), dtype=D))  # the white one
-    # the default: "trim" then "full" of the same seed, chosen by whiteness
+    # the default: one "fit" start of the given seed
     runs.clear()
     monkeypatch.setattr(pipe_mod, "_one_start", lambda *a: (fake(*a)[0], {"enlarged": True}))
     blind_deblur_constrained(y, 5, 0.01, seed=1)
-    assert runs == [("trim", 1), ("full", 1)]
+    assert runs == [("fit", 1)]
     with pytest.raises(ValueError, match="select"):
         blind_deblur_constrained(y, 5, 0.01, select="tv")
+
+
+def test_estimate_support_ignores_specks_and_rounds_up_to_odd() -> None:
+    from ncvx_imaging.deblurring.pipeline import estimate_support
+
+    k = pad_kernel(motion_kernel(13, 60.0), (27, 27))  # a 13-px line: 13 rows, fewer columns
+    assert estimate_support(k) == 13
+    specks = k.clone()
+    specks[0, 0] = specks[26, 20] = 0.005  # isolated specks (under 2 % each) are ignored ...
+    assert estimate_support(specks / specks.sum()) == 13
+    assert estimate_support(specks / specks.sum(), min_mass=0.0) == 27  # ... unless asked
+    two = torch.zeros(15, 15, dtype=D)  # two pieces of real mass: the box spans both
+    two[3, 3:5] = two[8, 9] = 1.0
+    assert estimate_support(two / two.sum()) == 7  # 6 wide -> 7
+    assert estimate_support(pad_kernel(torch.ones(1, 1, dtype=D), (9, 9))) == 1
+    with pytest.raises(ValueError, match="square"):
+        estimate_support(torch.ones(3, 5, dtype=D))
+    with pytest.raises(ValueError, match="positive mass"):
+        estimate_support(torch.zeros(5, 5, dtype=D))
+
+
+def test_fit_start_reruns_with_the_estimated_support(monkeypatch) -> None:
+    import ncvx_imaging.deblurring.pipeline as pipe_mod
+
+    P = make_blur_problem("camera", 24, motion_kernel(5, 0.0), 0.01, boundary="valid")
+    monkeypatch.setattr(pipe_mod, "estimate_support", lambda k: 5)  # a 5 x 5 blur found in 7 x 7
+    sizes: list[int] = []
+    real_am = pipe_mod.blind_deblur_am
+
+    def short_am(y, size, *a, **kw):  # records the supports; a few iterations are enough here
+        sizes.append(size)
+        return real_am(y, size, *a, x_maxit=5, k_iters=10, final_maxit=5, **kw)
+
+    monkeypatch.setattr(pipe_mod, "blind_deblur_am", short_am)
+    stages: dict = {}
+    out = blind_deblur_constrained(P.y, 13, P.sigma, warmup_iters=10, outer=1, final_maxit=5,
+                                   starts=[("fit", 0)], stages=stages)
+    assert stages["small_size"] == 7 and stages["support_estimate"] == 5
+    if stages["enlarged"]:  # the half-size kernel fitted: alternating at 7, then refit at 5
+        assert sizes == [7, 5]
+    else:
+        assert sizes == [13, 5]
+    assert stages["refit"] == (stages["refit_ring_mass"] <= 0.25)
+    assert stages["am"].k.shape == ((5, 5) if stages["refit"] else (sizes[0],) * 2)
+    assert out.k.shape == (13, 13) and out.x.shape == (36, 36) and _on_simplex(out.k, 1e-10)
+    ratio = float(((conv_valid(out.x, out.k) - P.y) ** 2).sum()) / (P.sigma**2 * P.y.numel())
+    assert ratio == pytest.approx(out.misfit_ratio, rel=1e-9)
