@@ -198,6 +198,7 @@ def polish(
     target: float = 0.0,
     rounds: int = 30,
     patience: int = 8,
+    lin: Linearization | None = None,
 ) -> tuple[np.ndarray, float]:
     """Active-set polishing: feasible Newton steps on the face of the box guessed from ``x``.
 
@@ -216,13 +217,17 @@ def polish(
         target: stop as soon as the residual is ≤ target.
         rounds: max steps (each costs an eigendecomposition of the free block).
         patience: give up after this many steps without improving the residual.
+        lin: the linearization at ``x`` if already known (with ``kkt``, its residual).
 
     Returns:
         ``(x, kkt)`` of the best point seen, the input included.
     """
     lb, ub = problem.lb, problem.ub
     best_x = x
-    best, lin_x = kkt_with_linearization(problem, x)
+    if lin is None or kkt is None:
+        best, lin_x = kkt_with_linearization(problem, x)
+    else:
+        best, lin_x = kkt, lin
     if kkt is not None:
         best = kkt
     stale = 0
@@ -465,7 +470,7 @@ class QPSolver:
     def _judge(self, problem: QPProblem, x: np.ndarray, label: str, calls: int) -> _Record:
         """Make a backend's point feasible, check it and, if not accepted, polish it."""
         x = restore_feasibility(problem, x)
-        kkt = kkt_residuals(problem, x)["kkt"]
+        kkt, lin = kkt_with_linearization(problem, x)
         if kkt > self.tol and self.polish:
             # a light polish when the answer is within the loose tolerance (the full one cost
             # up to 0.2 s of Python per degenerate termination QP for the last digits)
@@ -477,6 +482,7 @@ class QPSolver:
                 target=self.tol,
                 rounds=4 if light else 10,
                 patience=1 if light else 3,
+                lin=lin,
             )
             if kkt_p < kkt:
                 return _Record(label + "+polish", x_p, kkt_p, calls)
