@@ -131,11 +131,16 @@ def best_multiplier(
     def balance(nu: float) -> tuple[float, float]:
         """``max r + min r`` at ``nu`` and its slope there (right derivative); a value at the
         rounding level of its terms is returned as exactly 0."""
-        r = _natural_residual(xs, gs + aa * nu, lo_b, hi_b)
-        i, j = int(np.argmax(r)), int(np.argmin(r))
-        slope = sum(aa[t] if kink_hi[t] <= nu < kink_lo[t] else 0.0 for t in (i, j))
+        r = xs - np.clip(xs - (gs + aa * nu), lo_b, hi_b)
+        i, j = int(r.argmax()), int(r.argmin())
+        a_i, a_j = float(aa[i]), float(aa[j])
+        slope = (a_i if kink_hi[i] <= nu < kink_lo[i] else 0.0) + (
+            a_j if kink_hi[j] <= nu < kink_lo[j] else 0.0
+        )
         value = float(r[i] + r[j])
-        noise = 4.0 * _EPS * sum(abs(xs[t]) + abs(gs[t]) + abs(aa[t] * nu) for t in (i, j))
+        size_i = abs(float(xs[i])) + abs(float(gs[i])) + abs(a_i * nu)
+        size_j = abs(float(xs[j])) + abs(float(gs[j])) + abs(a_j * nu)
+        noise = 4.0 * _EPS * (size_i + size_j)
         return (0.0 if abs(value) <= noise else value), slope
 
     lo, hi = float(np.min(kink_hi)), float(np.max(kink_lo))
