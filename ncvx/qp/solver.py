@@ -457,7 +457,7 @@ class QPSolver:
                 if best is None:
                     best = _Record(label, None, float("inf"), calls, f"{type(exc).__name__}: {exc}")
                 break
-            record = self._judge(problem, xs * scaled.d, label, calls)
+            record = self._judge(problem, xs * scaled.d, label, calls, settle)
             if best is None or record.kkt < best.kkt:
                 best = record
             if record.kkt <= self.tol or (settle and record.kkt <= self.loose_tol):
@@ -467,11 +467,14 @@ class QPSolver:
         assert best is not None
         return replace(best, calls=calls)
 
-    def _judge(self, problem: QPProblem, x: np.ndarray, label: str, calls: int) -> _Record:
-        """Make a backend's point feasible, check it and, if not accepted, polish it."""
+    def _judge(
+        self, problem: QPProblem, x: np.ndarray, label: str, calls: int, settle: bool = False
+    ) -> _Record:
+        """Make a backend's point feasible, check it and, if not accepted, polish it (with
+        ``settle``, not when it is within ``loose_tol``)."""
         x = restore_feasibility(problem, x)
         kkt, lin = kkt_with_linearization(problem, x)
-        if kkt > self.tol and self.polish:
+        if kkt > self.tol and self.polish and not (settle and kkt <= self.loose_tol):
             # a light polish when the answer is within the loose tolerance (the full one cost
             # up to 0.2 s of Python per degenerate termination QP for the last digits)
             light = kkt <= self.loose_tol
