@@ -311,6 +311,29 @@ def test_estimate_support_ignores_specks_and_rounds_up_to_odd() -> None:
         estimate_support(torch.zeros(5, 5, dtype=D))
 
 
+def test_fit_start_falls_back_to_the_full_size_when_the_half_size_is_too_small(
+    monkeypatch,
+) -> None:
+    import ncvx_imaging.deblurring.pipeline as pipe_mod
+
+    P = make_blur_problem("camera", 24, motion_kernel(5, 0.0), 0.01, boundary="valid")
+    monkeypatch.setattr(pipe_mod, "estimate_support", lambda k: k.shape[0])  # kernels fill it
+    sizes: list[int] = []
+    real_am = pipe_mod.blind_deblur_am
+
+    def short_am(y, size, *a, **kw):
+        sizes.append(size)
+        return real_am(y, size, *a, x_maxit=5, k_iters=10, final_maxit=5, **kw)
+
+    monkeypatch.setattr(pipe_mod, "blind_deblur_am", short_am)
+    stages: dict = {}
+    out = blind_deblur_constrained(P.y, 13, P.sigma, warmup_iters=10, outer=1, final_maxit=5,
+                                   starts=[("fit", 0)], stages=stages)
+    assert sizes == [7, 13]  # half size, cut off -> full size; no refit (extent = support)
+    assert stages["small_am_extent"] == 7 and not stages["enlarged"] and not stages["refit"]
+    assert out.k.shape == (13, 13) and stages["am"].k.shape == (13, 13)
+
+
 def test_fit_start_reruns_with_the_estimated_support(monkeypatch) -> None:
     import ncvx_imaging.deblurring.pipeline as pipe_mod
 
@@ -328,12 +351,15 @@ def test_fit_start_reruns_with_the_estimated_support(monkeypatch) -> None:
     out = blind_deblur_constrained(P.y, 13, P.sigma, warmup_iters=10, outer=1, final_maxit=5,
                                    starts=[("fit", 0)], stages=stages)
     assert stages["small_size"] == 7 and stages["support_estimate"] == 5
-    if stages["enlarged"]:  # the half-size kernel fitted: alternating at 7, then refit at 5
-        assert sizes == [7, 5]
-    else:
-        assert sizes == [13, 5]
-    assert stages["refit"] == (stages["refit_ring_mass"] <= 0.25)
-    assert stages["am"].k.shape == ((5, 5) if stages["refit"] else (sizes[0],) * 2)
+    rings = stages["refit_ring_mass"]
+    # alternating at 7 (the half-size kernel fitted) or 13, then the refit at 5, and at 7 when
+    # the 5 x 5 kernel came out cut off and 7 is still 2 px below the support in use
+    first = sizes[0]
+    assert first in (7, 13) and sizes[1] == 5 and len(rings) == len(sizes) - 1
+    assert sizes[2:] == ([7] if first == 13 and rings[0] > 0.25 else [])
+    assert stages["refit"] == any(r <= 0.25 for r in rings)
+    used = stages["refit_size"] if stages["refit"] else first
+    assert stages["am"].k.shape == (used, used)
     assert out.k.shape == (13, 13) and out.x.shape == (36, 36) and _on_simplex(out.k, 1e-10)
     ratio = float(((conv_valid(out.x, out.k) - P.y) ** 2).sum()) / (P.sigma**2 * P.y.numel())
     assert ratio == pytest.approx(out.misfit_ratio, rel=1e-9)
