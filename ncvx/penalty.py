@@ -37,18 +37,18 @@ def measure_violation(
         return _NO_VIOLATION
     vi = ci.clamp(min=0)
     ve = ce.abs()
-    zero = ci.new_zeros(())
+    zero = ci.new_zeros(()) if not (ci.numel() and ce.numel()) else None
     tvi_t = vi.max() if vi.numel() else zero
     tve_t = ve.max() if ve.numel() else zero
     l1 = vi.sum() + ve.sum()
-    tvi, tve, tv_l1 = torch.stack([tvi_t, tve_t, l1.to(zero.dtype)]).tolist()
-    # a NaN constraint value is infinitely violated (max() may or may not propagate NaN)
-    if math.isnan(tvi) or (ci.numel() and bool(torch.isnan(ci).any())):
-        tvi = math.inf
-    if math.isnan(tve) or (ce.numel() and bool(torch.isnan(ce).any())):
-        tve = math.inf
+    tvi, tve, tv_l1 = torch.stack([tvi_t, tve_t, l1.to(ci.dtype)]).tolist()  # type: ignore[list-item]
+    # a NaN constraint value is infinitely violated; the sum shows whether there is one
     if math.isnan(tv_l1):
         tv_l1 = math.inf
+        if math.isnan(tvi) or (ci.numel() and bool(torch.isnan(ci).any())):
+            tvi = math.inf
+        if math.isnan(tve) or (ce.numel() and bool(torch.isnan(ce).any())):
+            tve = math.inf
     tv = max(tvi, tve)
     return Violation(tvi, tve, tv, tv_l1, bool(tvi <= ineq_tol and tve <= eq_tol))
 

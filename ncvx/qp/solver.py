@@ -291,6 +291,7 @@ def polish(
 SINGLE_THREAD_BLAS_UP_TO = 2000
 
 _blas: ThreadpoolController | None = None
+_blas_libs: list = []  # its BLAS libraries (the controller sees those loaded when it is made)
 
 
 @contextlib.contextmanager
@@ -299,9 +300,11 @@ def _blas_threads_for(k: int) -> Iterator[None]:
     if k > SINGLE_THREAD_BLAS_UP_TO:
         yield
         return
+    global _blas_libs
     if _blas is None:
         _blas = ThreadpoolController()
-    if all(lib.num_threads == 1 for lib in _blas.select(user_api="blas").lib_controllers):
+        _blas_libs = _blas.select(user_api="blas").lib_controllers
+    if all(lib.num_threads == 1 for lib in _blas_libs):
         yield  # already single-threaded (e.g. OPENBLAS_NUM_THREADS=1): nothing to limit
         return
     with _blas.limit(limits=1, user_api="blas"):
