@@ -131,15 +131,48 @@ def analyse(a: str = "trim:0", b: str = "full:0") -> None:
     print(f"{total} cases; criterion picks the better start in:", wins)
 
 
+def table(start: str = "fit:0", old: tuple[str, str] = ("trim:0", "full:0")) -> None:
+    """Markdown rows per case: ``start`` at the over-specified and at the exact size (the cost),
+    the blurry input and, where both records exist, the session-5 default (``old`` chosen by the
+    whiter residual)."""
+    recs: dict[str, dict[str, dict]] = {}
+    for f in sorted(OUT.glob("*.json")):
+        r = json.loads(f.read_text())
+        recs.setdefault(r["case"], {})[r["start"]] = r
+    print("| set | image | true kernel | size | σ | blurry | session-5 default | "
+          f"`{start}` | − blurry | exact size | cost | extent (refit) | CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, cases in SETS.items():
+        for c in cases:
+            rs, ex = recs.get(case_name(c), {}), recs.get(case_name(exact_size(c)), {})
+            if start not in rs:
+                continue
+            r = rs[start]
+            o = [rs[k] for k in old if k in rs]
+            od = min(o, key=lambda q: q["whiteness"])["psnr"] if len(o) == len(old) else None
+            e = ex.get(start)
+            print(f"| {name} | {c[0]} | {c[1]} | {c[2]} | {c[3]} | {r['blurry']:.2f} | "
+                  + (f"{od:.2f}" if od is not None else "–")
+                  + f" | {r['psnr']:.2f} | {r['psnr'] - r['blurry']:+.2f} | "
+                  + (f"{e['psnr']:.2f} | {e['psnr'] - r['psnr']:+.2f}" if e else "– | –")
+                  + f" | {r.get('support_estimate')} ({'yes' if r.get('refit') else 'no'})"
+                  + f" | {r['cpu_s']:.0f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", action="append", choices=list(SETS), default=[])
     ap.add_argument("--starts", nargs="*", default=["trim:0", "full:0"])
     ap.add_argument("--analyse", nargs="*", default=None)
+    ap.add_argument("--table", default=None, metavar="START",
+                    help="print the markdown table of one start (e.g. fit:0) and exit")
     ap.add_argument("--exact", action="store_true",
                     help="specify the true kernel size instead (the exact-size reference runs)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.table is not None:
+        table(args.table)
+        return
     if args.analyse is not None:
         analyse(*args.analyse)
         return
