@@ -54,6 +54,11 @@ SETS = {
               ("moon", "motion:9/80", 25, 0.02, 3), ("camera", "shake:9/23", 25, 0.02, 3),
               ("coins", "shake:13/29", 27, 0.01, 3), ("astronaut", "motion:12/165", 27, 0.03, 3),
               ("coffee", "motion:10/70", 25, 0.01, 3), ("moon", "shake:11/31", 25, 0.01, 3)],
+    # session 6, fixed after held3 had been used to change the "fit" start's fallback rule: the
+    # untouched check of the final rule
+    "held4": [("coins", "motion:9/150", 25, 0.03, 4), ("coffee", "shake:11/41", 25, 0.02, 4),
+              ("astronaut", "motion:11/30", 25, 0.01, 4), ("moon", "motion:13/20", 27, 0.02, 4),
+              ("camera", "motion:12/120", 27, 0.02, 4), ("coffee", "motion:9/135", 25, 0.03, 4)],
 }
 
 

@@ -311,13 +311,14 @@ def test_estimate_support_ignores_specks_and_rounds_up_to_odd() -> None:
         estimate_support(torch.zeros(5, 5, dtype=D))
 
 
-def test_fit_start_falls_back_to_the_full_size_when_the_half_size_is_too_small(
+def test_fit_start_falls_back_to_the_full_size_only_for_a_cut_off_kernel(
     monkeypatch,
 ) -> None:
     import ncvx_imaging.deblurring.pipeline as pipe_mod
 
     P = make_blur_problem("camera", 24, motion_kernel(5, 0.0), 0.01, boundary="valid")
     monkeypatch.setattr(pipe_mod, "estimate_support", lambda k: k.shape[0])  # kernels fill it
+    monkeypatch.setattr(pipe_mod, "ring_mass", lambda k: 0.5)  # ... with mass on the ring
     sizes: list[int] = []
     real_am = pipe_mod.blind_deblur_am
 
@@ -332,6 +333,13 @@ def test_fit_start_falls_back_to_the_full_size_when_the_half_size_is_too_small(
     assert sizes == [7, 13]  # half size, cut off -> full size; no refit (extent = support)
     assert stages["small_am_extent"] == 7 and not stages["enlarged"] and not stages["refit"]
     assert out.k.shape == (13, 13) and stages["am"].k.shape == (13, 13)
+    # a kernel spanning the half size with little mass on the ring (spread, not cut off) stays
+    monkeypatch.setattr(pipe_mod, "ring_mass", lambda k: 0.1)
+    sizes.clear()
+    stages = {}
+    blind_deblur_constrained(P.y, 13, P.sigma, warmup_iters=10, outer=1, final_maxit=5,
+                             starts=[("fit", 0)], stages=stages)
+    assert sizes == [7] and stages["enlarged"] and stages["am"].k.shape == (7, 7)
 
 
 def test_fit_start_reruns_with_the_estimated_support(monkeypatch) -> None:
