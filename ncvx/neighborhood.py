@@ -37,7 +37,6 @@ class NeighborhoodCache:
         self._grads: torch.Tensor | None = None  # (capacity, 1 + m, n)
         self._count = 0
         self._next = 0
-        self._steps: torch.Tensor | None = None  # 0..capacity-1, for the newest-first order
 
     def __len__(self) -> int:
         return self._count
@@ -76,7 +75,6 @@ class NeighborhoodCache:
                         per_sample // 2**20,
                     )
                     self.capacity = int(fits)
-                    self._steps = None
             self._x = x.new_empty((self.capacity, *x.shape))
             self._grads = grads.new_empty((self.capacity, *grads.shape))
         assert self._grads is not None
@@ -93,13 +91,14 @@ class NeighborhoodCache:
         if self._x is None or self._count == 0:
             raise RuntimeError("the neighbourhood cache is empty")
         assert self._grads is not None
-        if self._steps is None or self._steps.device != self._x.device:
-            self._steps = torch.arange(self.capacity, device=self._x.device)
-        idx = (self._next - 1 - self._steps[: self._count]) % self.capacity  # newest first
-        dist = torch.linalg.vector_norm(self._x[idx] - x, dim=1)
-        near = idx[dist <= self.radius]
+        # distances on the stored rows in place (slots 0..count-1 hold the samples), then the
+        # near slots newest first: no copy of the whole (capacity, n) buffer
+        dist = torch.linalg.vector_norm(self._x[: self._count] - x, dim=1)
+        slots = torch.nonzero(dist <= self.radius).reshape(-1)
+        age = (self._next - 1 - slots) % self.capacity
+        near = slots[torch.argsort(age)]
         if near.numel() <= 1:  # the current point is always a sample of itself; a view, no copy
-            i = int(idx[0]) if near.numel() == 0 else int(near[0])
+            i = (self._next - 1) % self.capacity if near.numel() == 0 else int(near[0])
             return self._grads[i : i + 1]
         return self._grads[near]
 
