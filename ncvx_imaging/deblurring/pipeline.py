@@ -5,8 +5,8 @@ weights:
 
 1. **Double-DIP warm start** — image generator ``x = G(z)`` and softmax kernel generator, Adam on
    the MSE, *stopped when the MSE reaches sigma^2* (discrepancy principle as the stopping rule,
-   so the noise is not fitted). By default (``warm_start="trim"``, :func:`size_pyramid_warm_start`)
-   it runs first with a kernel support of half the specified size; if that kernel fits its
+   so the noise is not fitted). With ``warm_start="trim"`` (:func:`size_pyramid_warm_start`;
+   the default ``"fit"`` builds on it, see the support refit below) it runs first with a kernel support of half the specified size; if that kernel fits its
    support (little mass on its outer ring), stages 2 and 3 run with that smaller support and
    the answer is centred in the specified support by zero padding at the end (``"sizes"``:
    enlarge first, run stages 2 and 3 at the specified size); otherwise the warm start is rerun
