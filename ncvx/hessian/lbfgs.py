@@ -12,6 +12,10 @@ compact representation of Byrd, Nocedal and Schnabel (1994) is used instead:
 ``YᵀY``: two matrix products over the ``(n, r)`` block instead of ``4k`` passes over it (3.4×
 faster for n = 16384, k = 20, r = 100). Single vectors (the search direction) keep the
 recursion.
+
+The pairs are stored as contiguous rows (``(k, n)``); ``S`` and ``Y`` are their ``(n, k)``
+transposed views (PyGRANSO's layout). The recursion reads rows: on strided columns it took
+1.85 ms per vector against 0.51 ms for n = 12 800, k = 10.
 """
 
 from __future__ import annotations
@@ -59,11 +63,21 @@ class LBFGS:
         self.damping = damping
         self.gamma = 1.0
         self._gamma_set = False
-        self.S = torch.zeros(n, 0, dtype=dtype, device=device)
-        self.Y = torch.zeros(n, 0, dtype=dtype, device=device)
+        self._S_rows = torch.zeros(0, n, dtype=dtype, device=device)  # (k, n)
+        self._Y_rows = torch.zeros(0, n, dtype=dtype, device=device)
         self.rho = torch.zeros(0, dtype=dtype, device=device)
         self.stats = BFGSStats()
         self._compact: tuple[torch.Tensor, torch.Tensor] | None = None  # (W, M), see apply
+
+    @property
+    def S(self) -> torch.Tensor:
+        """The steps as columns, ``(n, k)`` (a view of the stored rows)."""
+        return self._S_rows.T
+
+    @property
+    def Y(self) -> torch.Tensor:
+        """The gradient differences as columns, ``(n, k)`` (a view of the stored rows)."""
+        return self._Y_rows.T
 
     # ------------------------------------------------------------------ application
     def _base(self, v: torch.Tensor) -> torch.Tensor:
@@ -77,16 +91,17 @@ class LBFGS:
             W, M = self.compact_form()
             return self.gamma * v + W @ (M @ (W.T @ v))
         q = v.reshape(self.n, -1).clone()
+        S_rows, Y_rows = self._S_rows, self._Y_rows
         alphas = []
         for j in range(k - 1, -1, -1):
-            a = self.rho[j] * (self.S[:, j] @ q)  # (r,)
-            q -= torch.outer(self.Y[:, j], a)
+            a = self.rho[j] * (S_rows[j] @ q)  # (r,)
+            q -= torch.outer(Y_rows[j], a)
             alphas.append(a)
         r = self._base(q)
         for j in range(k):
             a = alphas[k - 1 - j]
-            b = self.rho[j] * (self.Y[:, j] @ r)
-            r += torch.outer(self.S[:, j], a - b)
+            b = self.rho[j] * (Y_rows[j] @ r)
+            r += torch.outer(S_rows[j], a - b)
         return r.reshape(-1) if vector else r
 
     def compact_form(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,12 +150,12 @@ class LBFGS:
                 self._gamma_set = True
             else:
                 reason = "unscaled"
-        S = torch.cat([self.S, s[:, None]], dim=1)
-        Y = torch.cat([self.Y, y[:, None]], dim=1)
+        S = torch.cat([self._S_rows, s[None, :]])
+        Y = torch.cat([self._Y_rows, y[None, :]])
         rho = torch.cat([self.rho, self.rho.new_tensor([1.0 / sty])])
-        if S.shape[1] > self.memory:
-            S, Y, rho = S[:, 1:], Y[:, 1:], rho[1:]
-        self.S, self.Y, self.rho = S, Y, rho
+        if S.shape[0] > self.memory:
+            S, Y, rho = S[1:], Y[1:], rho[1:]
+        self._S_rows, self._Y_rows, self.rho = S, Y, rho
         self._compact = None
         return UpdateInfo(True, damped, reason)
 
@@ -152,8 +167,8 @@ class LBFGS:
     def state(self) -> dict[str, Any]:
         """``{"S": (n,k), "Y": (n,k), "rho": (1,k), "gamma": float}`` (PyGRANSO's layout)."""
         return {
-            "S": self.S.clone(),
-            "Y": self.Y.clone(),
+            "S": self.S.clone(memory_format=torch.contiguous_format),
+            "Y": self.Y.clone(memory_format=torch.contiguous_format),
             "rho": self.rho.reshape(1, -1).clone(),
             "gamma": self.gamma,
         }
@@ -177,7 +192,9 @@ class LBFGS:
             raise ValueError("limited_mem_warm_start contains NaN or Inf")
         rho = rho[:k] if rho.numel() >= k else 1.0 / (S * Y).sum(0)
         keep = min(k, self.memory)
-        self.S, self.Y, self.rho = S[:, k - keep :], Y[:, k - keep :], rho[k - keep :]
+        self._S_rows = S[:, k - keep :].T.contiguous()
+        self._Y_rows = Y[:, k - keep :].T.contiguous()
+        self.rho = rho[k - keep :]
         self._compact = None
         if "gamma" in state and state["gamma"] is not None:
             self.gamma = float(state["gamma"])
