@@ -42,9 +42,13 @@ def main(n: int = 64, spec: int = 25, iters: int = 1500, sigma_floor: float = 0.
     print(f"estimated sigma {sigma_hat:.4f}, misfit allowance sigma = {sigma:.4f}")
     torch.manual_seed(0)
     naive = double_dip_naive(y, spec, iters=iters)
-    ours = blind_deblur_constrained(y, spec, sigma)
+    stages: dict = {}
+    ours = blind_deblur_constrained(y, spec, sigma, stages=stages)
     print(f"naive {naive.seconds:.0f} s; constrained pipeline {ours.seconds:.0f} s, "
           f"misfit ratio {ours.misfit_ratio:.3f}")
+    print(f"support: half size {stages.get('small_size')}, extent estimate "
+          f"{stages.get('support_estimate')}, refit extents {stages.get('refit_extent')}, "
+          f"refit kept {stages.get('refit')} ({stages.get('refit_rejected', '-')})")
     fig, axes = plt.subplots(1, 5, figsize=(15, 3.4))
     panels = [
         (y, "blurry photograph (clock)", "gray"),

@@ -100,6 +100,8 @@ def run(cases: list[tuple], starts: list[tuple[str, int]]) -> None:
             img = crop_latent_centred(out.x, out.k).clamp(0, 1)
             rec = {"case": case_name(c), "start": f"{kind}:{s}", "cpu_s": time.process_time() - t,
                    "support_estimate": info.get("support_estimate"), "refit": info.get("refit"),
+                   "refit_extent": info.get("refit_extent"),
+                   "refit_rejected": info.get("refit_rejected"),
                    "psnr": psnr_aligned(img, P.x, 8)[0],
                    "psnr_support_centre": psnr_aligned(
                        crop_latent(out.x, tuple(out.k.shape)).clamp(0, 1), P.x, 8)[0],

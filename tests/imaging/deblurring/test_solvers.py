@@ -371,3 +371,57 @@ def test_fit_start_reruns_with_the_estimated_support(monkeypatch) -> None:
     assert out.k.shape == (13, 13) and out.x.shape == (36, 36) and _on_simplex(out.k, 1e-10)
     ratio = float(((conv_valid(out.x, out.k) - P.y) ** 2).sum()) / (P.sigma**2 * P.y.numel())
     assert ratio == pytest.approx(out.misfit_ratio, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("refit_lengths", "kept", "rejected", "tries"),
+    [([5], 5, None, [5]),  # the refit finds the 5-px line again: kept
+     ([3], None, "shorter", [5]),  # a shorter kernel: the runs disagree, the first answer stays
+     ([7, 5], 7, None, [5, 7]),  # the 5 x 5 refit is cut off (a 7-px line): retried at 7
+     ([7, 3], None, "shorter", [5, 7])],  # ... and rejected when the retry comes out shorter
+)
+def test_refit_support_keeps_only_a_refit_that_agrees(monkeypatch, refit_lengths, kept,
+                                                      rejected, tries) -> None:
+    from types import SimpleNamespace
+
+    import ncvx_imaging.deblurring.pipeline as pipe_mod
+    from ncvx_imaging.deblurring.blind import BlindResult
+
+    def line(length: int, size: int) -> torch.Tensor:
+        """A centred horizontal line with faint ends; cut off (flat, ends on the outer ring:
+        ring mass 2 / size) when longer than the support."""
+        k = torch.zeros(size, size, dtype=D)
+        if length > size:
+            k[size // 2] = 1.0
+        else:
+            i = torch.arange(length, dtype=D)
+            lo = (size - length) // 2
+            k[size // 2, lo:lo + length] = torch.minimum(i + 1, length - i) ** 2
+        return k / k.sum()
+
+    y = torch.rand(12, 12, generator=torch.Generator().manual_seed(0), dtype=D)
+    lengths = iter(refit_lengths)
+    sizes: list[int] = []
+
+    def fake_warm(y_, size, **kw):
+        return SimpleNamespace(x=pad_latent(y_, (size, size)), k=line(1, size))
+
+    def fake_am(y_, size, sigma, tau, outer, x0, k0):
+        sizes.append(size)
+        return BlindResult(x=x0, k=line(next(lengths), size), result=None, seconds=0.0,
+                           sigma=sigma, misfit_ratio=1.0)
+
+    monkeypatch.setattr(pipe_mod, "double_dip_naive", fake_warm)
+    monkeypatch.setattr(pipe_mod, "blind_deblur_am", fake_am)
+    first = BlindResult(x=pad_latent(y, (13, 13)), k=line(5, 13), result=None, seconds=0.0,
+                        sigma=0.01, misfit_ratio=1.0)
+    info: dict = {}
+    size, am = pipe_mod._refit_support(y, 25, 13, first, 0.01, 1.0, 10, 0, 1, None, None, info)
+    assert info["support_estimate"] == 5 and sizes == tries
+    assert info["refit_extent"] == [pipe_mod.estimate_support(line(n, s))
+                                    for n, s in zip(refit_lengths, tries, strict=True)]
+    assert info["refit"] == (kept is not None) and info.get("refit_rejected") == rejected
+    if kept is None:
+        assert size == 13 and am is first
+    else:
+        assert size == kept and am.k.shape == (kept, kept) and info["first_am"] is first
