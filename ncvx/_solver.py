@@ -558,11 +558,11 @@ class BFGSSQP:
             assert ev.grad_f is not None and ev.J_i is not None and ev.J_e is not None
             if not again:
                 self.cache.push(point.x, [ev.grad_f[None], ev.J_i, ev.J_e])
-            samples = self.cache.neighbours(point.x)
+            # the measure of the subspace of the variables not held (``free``)
+            samples = self.cache.near(point.x, free=free)
             apply_H = self.apply_H_qp
             grad_phi = point.grad_phi
-            if free is not None:  # the measure of the subspace of the variables not held
-                samples = torch.where(free, samples, 0.0)
+            if free is not None:
                 apply_H = masked(apply_H, free)
                 grad_phi = torch.where(free, grad_phi, 0.0)
             certify_below = None

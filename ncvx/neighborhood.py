@@ -11,10 +11,86 @@ what the triangle-inequality bounds of the reference implementation were meant t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import torch
 
 logger = logging.getLogger(__name__)
+
+# Below this many stored entries (samples × variables) every distance is computed each time.
+_SMALL = 1 << 16
+
+
+class SampleSet:
+    """The gradient samples near a point, ``(l, 1 + m, n)``, gathered only when needed.
+
+    ``buffer[slots]`` are the samples (``slots`` ``(l,)``, newest first); ``span``: slots
+    ``0..span-1`` of ``buffer`` are filled. ``free`` ``(n,)`` (optional) masks the variables
+    held at a bound: their entries read as 0. The stationarity lower bound needs only the inner
+    products ``G v`` and the rows' norms, which :meth:`inner` and :meth:`row_norms` compute on
+    the buffer in place; :meth:`gather` copies the samples out (once) for the QP.
+    """
+
+    def __init__(
+        self,
+        buffer: torch.Tensor,
+        slots: torch.Tensor,
+        span: int,
+        *,
+        free: torch.Tensor | None = None,
+        norms: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        self.buffer = buffer
+        self.slots = slots
+        self.span = span
+        self.free = free
+        self._norms = norms
+        self._gathered: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, samples: torch.Tensor) -> SampleSet:
+        """Wrap gathered samples ``(l, 1 + m, n)``."""
+        l = samples.shape[0]
+        out = cls(samples, torch.arange(l, device=samples.device), l)
+        out._gathered = samples
+        return out
+
+    def __len__(self) -> int:
+        return int(self.slots.numel())
+
+    @property
+    def rows(self) -> int:
+        """``1 + m``: the rows of one sample."""
+        return int(self.buffer.shape[1])
+
+    def gather(self) -> torch.Tensor:
+        """The samples ``(l, 1 + m, n)`` (masked), newest first; a view for one sample."""
+        if self._gathered is None:
+            if len(self) == 1:
+                i = int(self.slots[0])
+                out = self.buffer[i : i + 1]
+            else:
+                out = self.buffer[self.slots]
+            if self.free is not None:
+                out = torch.where(self.free, out, 0.0)
+            self._gathered = out
+        return self._gathered
+
+    def inner(self, v: torch.Tensor) -> torch.Tensor:
+        """``g_rᵀ v`` for every row of every sample: ``(l, 1 + m)``; ``v`` ``(n,)``."""
+        if self.free is not None:
+            v = torch.where(self.free, v, 0.0)
+        if self._gathered is not None:
+            return self._gathered @ v
+        if 2 * len(self) >= self.span:  # most filled slots are near: one pass, no copy
+            return (self.buffer[: self.span] @ v)[self.slots]
+        return self.buffer[self.slots] @ v
+
+    def row_norms(self) -> torch.Tensor:
+        """Upper bounds on the rows' 2-norms ``(l, 1 + m)`` (the unmasked rows' norms)."""
+        if self._norms is not None and self._gathered is None:
+            return self._norms(self.slots)
+        return torch.linalg.vector_norm(self.gather(), dim=2)
 
 
 class NeighborhoodCache:
@@ -35,6 +111,10 @@ class NeighborhoodCache:
         self.max_bytes = max_bytes
         self._x: torch.Tensor | None = None  # (capacity, n)
         self._grads: torch.Tensor | None = None  # (capacity, 1 + m, n)
+        self._norms: torch.Tensor | None = None  # (capacity, 1 + m): row norms, when known
+        self._norm_known: list[bool] = []
+        self._lower: torch.Tensor | None = None  # (capacity,): distance bounds to _anchor
+        self._anchor: torch.Tensor | None = None  # (n,): the last query point
         self._count = 0
         self._next = 0
 
@@ -55,6 +135,9 @@ class NeighborhoodCache:
                         f"gradient set has {rows} rows, expected {self._grads.shape[1]}"
                     )
                 self._x[self._next] = x  # type: ignore[index]
+                self._norm_known[self._next] = False
+                if self._lower is not None:
+                    self._lower[self._next] = 0.0
                 at = 0
                 for b in blocks:
                     self._grads[self._next, at : at + b.shape[0]] = b
@@ -77,7 +160,12 @@ class NeighborhoodCache:
                     self.capacity = int(fits)
             self._x = x.new_empty((self.capacity, *x.shape))
             self._grads = grads.new_empty((self.capacity, *grads.shape))
+            self._norms = grads.new_empty((self.capacity, grads.shape[0]))
+            self._norm_known = [False] * self.capacity
         assert self._grads is not None
+        self._norm_known[self._next] = False
+        if self._lower is not None:
+            self._lower[self._next] = 0.0
         self._x[self._next] = x
         self._grads[self._next] = grads
         self._next = (self._next + 1) % self.capacity
@@ -88,20 +176,87 @@ class NeighborhoodCache:
 
         The most recently pushed sample comes first.
         """
+        return self.near(x).gather()
+
+    def near(self, x: torch.Tensor, free: torch.Tensor | None = None) -> SampleSet:
+        """The cached samples within ``radius`` of ``x``, not yet gathered (newest first);
+        ``free`` ``(n,)``: the mask of the variables not held at a bound."""
+        return SampleSet(
+            self._grads,  # type: ignore[arg-type]
+            self._near_slots(x),
+            self._count,
+            free=free,
+            norms=self._row_norms,
+        )
+
+    def _row_norms(self, slots: torch.Tensor) -> torch.Tensor:
+        """The 2-norms ``(l, 1 + m)`` of the rows of the samples in ``slots``, each computed
+        once per stored sample."""
+        assert self._norms is not None and self._grads is not None
+        stale = [i for i in slots.tolist() if not self._norm_known[i]]
+        if stale:
+            idx = torch.as_tensor(stale, device=self._grads.device)
+            self._norms[idx] = torch.linalg.vector_norm(self._grads[idx], dim=2)
+            for i in stale:
+                self._norm_known[i] = True
+        return self._norms[slots]
+
+    def _near_slots(self, x: torch.Tensor) -> torch.Tensor:
+        """Slots ``(l,)`` of the samples within ``radius`` of ``x``, newest first (the newest
+        sample alone when none is near)."""
         if self._x is None or self._count == 0:
             raise RuntimeError("the neighbourhood cache is empty")
         assert self._grads is not None
-        # distances on the stored rows in place (slots 0..count-1 hold the samples), then the
-        # near slots newest first: no copy of the whole (capacity, n) buffer
-        dist = torch.linalg.vector_norm(self._x[: self._count] - x, dim=1)
-        slots = torch.nonzero(dist <= self.radius).reshape(-1)
+        count = self._count
+        if count * x.numel() <= _SMALL:  # cheaper than keeping bounds: all distances, exactly
+            dist = torch.linalg.vector_norm(self._x[:count] - x, dim=1)
+            slots = torch.nonzero(dist <= self.radius).reshape(-1)
+            return self._newest_first(slots)
+        lower = self._lower_bounds(x, count)
+        # exact distances only where the lower bound does not already rule the sample out
+        cand = torch.nonzero(lower <= self.radius).reshape(-1)
+        if 2 * cand.numel() >= count:  # most samples: on the stored rows in place, no copy
+            dist = torch.linalg.vector_norm(self._x[:count] - x, dim=1)
+            lower.copy_(dist)
+            slots = torch.nonzero(dist <= self.radius).reshape(-1)
+        else:
+            dist = torch.linalg.vector_norm(self._x[cand] - x, dim=1)
+            lower[cand] = dist
+            slots = cand[dist <= self.radius]
+        return self._newest_first(slots)
+
+    def _newest_first(self, slots: torch.Tensor) -> torch.Tensor:
+        """``slots`` sorted newest first; the newest sample alone when ``slots`` is empty (the
+        current point is always a sample of itself)."""
+        if slots.numel() == 0:
+            return torch.tensor([(self._next - 1) % self.capacity], device=slots.device)
+        if slots.numel() == 1:
+            return slots
         age = (self._next - 1 - slots) % self.capacity
-        near = slots[torch.argsort(age)]
-        if near.numel() <= 1:  # the current point is always a sample of itself; a view, no copy
-            i = (self._next - 1) % self.capacity if near.numel() == 0 else int(near[0])
-            return self._grads[i : i + 1]
-        return self._grads[near]
+        return slots[torch.argsort(age)]
+
+    def _lower_bounds(self, x: torch.Tensor, count: int) -> torch.Tensor:
+        """Lower bounds ``(count,)`` on the stored iterates' distances to ``x`` (a view, to be
+        overwritten with exact distances where computed).
+
+        The bounds of the last query point ``a`` move to ``x`` by the triangle inequality,
+        ``‖x_j - x‖ ≥ ‖x_j - a‖ - ‖x - a‖`` (with a relative allowance for rounding), so the
+        samples far behind the iterates are not read again; a new sample's bound is 0.
+        """
+        assert self._x is not None
+        if self._lower is None or self._lower.shape[0] != self.capacity:
+            self._lower = self._x.new_zeros(self.capacity)
+            self._anchor = None
+        lower = self._lower[:count]
+        if self._anchor is None:
+            lower.zero_()
+        else:
+            shift = torch.linalg.vector_norm(x - self._anchor)
+            lower.sub_(shift * (1.0 + 1e-8)).mul_(1.0 - 1e-8)
+        self._anchor = x.detach().clone()
+        return lower
 
     def clear(self) -> None:
         self._count = 0
         self._next = 0
+        self._anchor = None

@@ -39,6 +39,7 @@ import torch
 
 from .errors import QPBackendError
 from .gram import h_rows_gram, low_rank_of
+from .neighborhood import SampleSet
 from .penalty import PenaltyPoint
 from .qp import QPSolver
 from .qp.structured import structured_gram
@@ -82,7 +83,7 @@ def _d_of(res: StationarityResult | None) -> torch.Tensor | None:
 
 def stationarity(
     point: PenaltyPoint,
-    samples: torch.Tensor,
+    samples: torch.Tensor | SampleSet,
     apply_H: Callable[[torch.Tensor], torch.Tensor],
     qp: QPSolver,
     *,
@@ -94,7 +95,8 @@ def stationarity(
 ) -> StationarityResult:
     """Stationarity measure at ``point`` from gradient samples ``(l, 1 + m_i + m_e, n)``.
 
-    Each sample's rows are ``[∇f; J_i; J_e]``; sample 0 is the most recent one. The QP is solved
+    Each sample's rows are ``[∇f; J_i; J_e]``; sample 0 is the most recent one. ``samples`` may
+    be a :class:`~ncvx.neighborhood.SampleSet`: it is gathered only if a QP is solved. The QP is solved
     in an equivalent, smaller form (see :func:`_reduced_columns` and :func:`_solve_screened`):
     identical columns are merged and strongly inactive inequalities enter only if the KKT
     conditions ask for them, so the value is the one of the full QP.
@@ -107,8 +109,10 @@ def stationarity(
     measure's own vector). ``share``: with a single sample, solve the QP even where the bound
     would skip it, because the caller reuses its answer as the next steering QP's.
     """
-    only_f = samples.shape[1] == 1  # no constraint rows: the QP's columns are all ∇f samples
-    l = samples.shape[0]
+    if isinstance(samples, torch.Tensor):
+        samples = SampleSet.of(samples)
+    only_f = samples.rows == 1  # no constraint rows: the QP's columns are all ∇f samples
+    l = len(samples)
     order = 2 if l2 else math.inf
     g = point.grad_phi if grad_phi is None else grad_phi
     # The sample-0 QP (its feasible set is a face of the full QP's): its value, and for the
@@ -131,17 +135,17 @@ def stationarity(
         one = StationarityResult(float(torch.linalg.vector_norm(d1, ord=order)), l, 1, d1, g)
     if one is not None and (l == 1 or (certify_below is not None and one.value <= certify_below)):
         return one  # the measure itself (one sample), or already small enough to certify
-    cols = _reduced_columns(point, samples)
     if certify_below is not None:
-        bound = measure_lower_bound(cols, apply_H(g[:, None])[:, 0], apply_H, l2=l2)
+        bound = measure_lower_bound(point, samples, apply_H(g[:, None])[:, 0], apply_H, l2=l2)
         if bound <= certify_below and hint is not None:
-            bound = max(bound, measure_lower_bound(cols, hint, apply_H, l2=l2))
+            bound = max(bound, measure_lower_bound(point, samples, hint, apply_H, l2=l2))
         if bound > certify_below:
             if one is not None and one.value <= bound:
                 return one  # min(sample 0, all samples) = sample 0's, exactly
             value = max(bound, 0.0) if one is None else min(max(bound, 0.0), one.value)
             steering = None if one is None else one.multipliers
             return StationarityResult(value, l, 3, None, None, steering, _d_of(one))
+    cols = _reduced_columns(point, samples.gather())
     for form, op in ((1, apply_H), (2, None)):
         try:
             solved = _solve_screened(cols, op, qp)
@@ -249,7 +253,8 @@ _BOUND_MARGIN = 1e-2
 
 
 def measure_lower_bound(
-    cols: _Columns,
+    point: PenaltyPoint,
+    samples: torch.Tensor | SampleSet,
     u: torch.Tensor,
     apply_H: Callable[[torch.Tensor], torch.Tensor],
     *,
@@ -259,25 +264,31 @@ def measure_lower_bound(
 
     ``uᵀ H G y ≤ ‖u‖_* ‖H G y‖`` (dual norm: 2-norm, or 1-norm for the ∞-norm measure) and,
     ``H`` being symmetric, ``uᵀ H G y = vᵀ G y`` with ``v = H u``; its minimum over the QP's
-    feasible set (equality weights in ``[lb, ub]``, objective weights in the simplex scaled by
-    ``mu``, inequality weights in ``[0, ub]``) is separable. Valid for ``y*`` whatever the QP's
-    linear term; returns ``-inf`` for ``u = 0``. A relative margin and a rounding allowance
-    (``sqrt(n)·eps·|G||v|``) are subtracted, so the bound holds in floating point.
+    feasible set (equality weights in ``[-1, 1]``, objective weights in the simplex scaled by
+    ``mu``, inequality weights in ``[0, 1]``, per sample) is separable, so it needs only the
+    inner products ``G v`` (``samples`` ``(l, 1 + m_i + m_e, n)`` is never gathered). Valid for
+    ``y*`` whatever the QP's linear term; returns ``-inf`` for ``u = 0``. A relative margin and
+    a rounding allowance (``sqrt(n)·eps·Σ|y_j| ‖g_j‖ ‖v‖``, which bounds ``|g_j|ᵀ|v|``) are
+    subtracted, so the bound holds in floating point.
     """
+    if isinstance(samples, torch.Tensor):
+        samples = SampleSet.of(samples)
     norm = float(torch.linalg.vector_norm(u, ord=2 if l2 else 1))
     if not norm > 0 or not math.isfinite(norm):
         return -math.inf
     v = apply_H(u[:, None])[:, 0]
-    s = (cols.Gt @ v).detach().cpu().double().numpy()  # (k,) = g_jᵀ H u
-    s_abs = (cols.Gt.abs() @ v.abs()).detach().cpu().double().numpy()
-    other = ~cols.is_f
-    total = float(np.minimum(cols.lb[other] * s[other], cols.ub[other] * s[other]).sum())
-    scale = float((np.maximum(np.abs(cols.lb), np.abs(cols.ub)) * s_abs).sum())
-    if cols.mu != 0 and cols.is_f.any():
-        f_idx = np.nonzero(cols.is_f)[0]
-        total += cols.mu * float(s[f_idx].min())
-    eps = torch.finfo(cols.Gt.dtype).eps
-    total -= 8.0 * math.sqrt(cols.Gt.shape[1]) * eps * scale
+    m_i = point.ev.ci.numel()
+    mu = point.mu
+    s = samples.inner(v).detach().cpu().double().numpy()  # (l, 1 + m): g_rᵀ H u
+    total = float(np.minimum(s[:, 1 : 1 + m_i], 0.0).sum() - np.abs(s[:, 1 + m_i :]).sum())
+    if mu != 0:
+        total += mu * float(s[:, 0].min())
+    norms = samples.row_norms().detach().cpu().double().numpy()
+    scale = (abs(mu) * float(norms[:, 0].sum()) + float(norms[:, 1:].sum())) * float(
+        torch.linalg.vector_norm(v)
+    )
+    eps = torch.finfo(samples.buffer.dtype).eps
+    total -= 8.0 * math.sqrt(v.numel()) * eps * scale
     bound = total / norm
     return bound * (1.0 - _BOUND_MARGIN) if bound > 0 else bound
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 import torch
 from hypothesis import given
@@ -154,3 +156,67 @@ def test_pushing_row_blocks_equals_pushing_their_concatenation():
     )
     with pytest.raises(ValueError, match="rows"):
         parts.push(torch.zeros(4, dtype=F64), [torch.zeros(2, 4, dtype=F64)])
+
+
+def _brute_force_slots(points: list[torch.Tensor], x: torch.Tensor, radius: float) -> list[int]:
+    """Indices (into ``points``, newest first) of the stored points within ``radius`` of ``x``."""
+    near = [k for k in range(len(points) - 1, -1, -1) if float((points[k] - x).norm()) <= radius]
+    return near or [len(points) - 1]
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    capacity=st.integers(1, 7),
+    radius=st.floats(0.01, 2.0),
+)
+def test_pruned_distances_find_exactly_the_near_samples(seed, capacity, radius):
+    """The triangle-inequality bounds skip only samples that are truly far: the near set is the
+    brute-force one along a walk of small and large steps, revisits and ring overwrites."""
+    with mock.patch("ncvx.neighborhood._SMALL", -1):  # bounds at every size
+        _walk_and_check(seed, capacity, radius)
+
+
+def _walk_and_check(seed: int, capacity: int, radius: float) -> None:
+    g = torch.Generator().manual_seed(seed)
+    cache = NeighborhoodCache(capacity=capacity, radius=radius)
+    points: list[torch.Tensor] = []
+    x = torch.zeros(4, dtype=F64)
+    for k in range(25):
+        scale = [1e-3, 0.05, 0.5, 3.0][int(torch.randint(4, (1,), generator=g))]
+        x = x + scale * torch.randn(4, generator=g, dtype=F64)
+        if k % 9 == 8 and points:  # come back next to an old iterate
+            x = points[0] + 1e-3
+        points.append(x)
+        cache.push(x, _grads(k))
+        kept = points[-capacity:]
+        expected = [len(points) - len(kept) + i for i in _brute_force_slots(kept, x, radius)]
+        assert _tags(cache.neighbours(x)) == [float(i) for i in expected]
+        query = x + 0.3 * radius * torch.randn(4, generator=g, dtype=F64)  # off the iterates
+        expected = [len(points) - len(kept) + i for i in _brute_force_slots(kept, query, radius)]
+        assert _tags(cache.neighbours(query)) == [float(i) for i in expected]
+
+
+def test_sample_set_answers_without_gathering():
+    """Inner products and row norms of the near samples, computed on the buffer, equal those
+    of the gathered samples, also with a mask of free variables."""
+    g = torch.Generator().manual_seed(3)
+    cache = NeighborhoodCache(capacity=6, radius=1.0)
+    x = torch.zeros(5, dtype=F64)  # (small: every distance computed)
+    for k in range(9):
+        x = x + (0.05 if k % 3 else 4.0) * torch.randn(5, generator=g, dtype=F64)
+        cache.push(x, torch.randn(3, 5, generator=g, dtype=F64))
+    v = torch.randn(5, generator=g, dtype=F64)
+    free = torch.tensor([True, False, True, True, False])
+    for mask in (None, free):
+        lazy = cache.near(x, free=mask)
+        inner, norms = lazy.inner(v), lazy.row_norms()
+        assert lazy._gathered is None  # nothing was copied out
+        full = lazy.gather()
+        assert full.shape[0] == len(lazy) > 1
+        torch.testing.assert_close(inner, full @ v, rtol=1e-14, atol=1e-14)
+        exact_norms = torch.linalg.vector_norm(full, dim=2)
+        assert bool((norms >= exact_norms * (1 - 1e-14)).all())  # an upper bound when masked
+        if mask is None:
+            torch.testing.assert_close(norms, exact_norms, rtol=1e-14, atol=0)
+        else:
+            assert bool((full[:, :, ~mask] == 0).all())
