@@ -13,6 +13,7 @@
 #   3. the symmetry-breaking experiment at 1e6 samples — issue #5, item 5;
 #   4. the deblurring GPU tier (256², 127x127 kernel) — issue #6, item 5;
 #   5. the `constraints` suite on cuda (one run each, short per-run limit) — issue #3, item 5.
+# A step whose limit is 0 (T_SYM=0, ...) is skipped.
 # DRY=1 runs the same plumbing on the CPU at toy sizes (to check the script before a lease).
 # At most 8 files come back from $OUT: one log plus the JSON records and the deblurring arrays.
 set -u
@@ -36,7 +37,7 @@ else
   export PYTHONPATH=$PWD
 fi
 T_TESTS=${T_TESTS:-70} T_SCALE=${T_SCALE:-130} T_SYM=${T_SYM:-80} T_DEBLUR=${T_DEBLUR:-150}
-T_CONS=${T_CONS:-100}
+T_CONS=${T_CONS:-150}
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   nproc
@@ -44,11 +45,11 @@ T_CONS=${T_CONS:-100}
 } 2>&1 | tee "$LOG"
 
 echo "== 1 cuda tests" | tee -a "$LOG"
-timeout "$T_TESTS" python3 -m pytest -q -p no:cacheprovider -m cuda tests 2>&1 \
+[ "$T_TESTS" -gt 0 ] && timeout "$T_TESTS" python3 -m pytest -q -p no:cacheprovider -m cuda tests 2>&1 \
   | tail -25 | tee -a "$LOG"
 
 echo "== 2 scale suite ($DEV, then cpu with all cores)" | tee -a "$LOG"
-timeout "$T_SCALE" bash -c '
+[ "$T_SCALE" -gt 0 ] && timeout "$T_SCALE" bash -c '
 python3 -m benchmarks.run --suite scale --device "$DEV" --repeats 1 --threads 0 --timeout 60 \
   --problems "$SCALE_P" --out "$OUT/scale_gpu.json" 2>&1 | tail -8
 python3 -m benchmarks.run --suite scale --device cpu --repeats 1 --threads 0 --timeout 60 \
@@ -57,17 +58,17 @@ python3 -m benchmarks.run --suite scale --device cpu --repeats 1 --threads 0 --t
 
 echo "== 3 symmetry breaking at 1e6 samples" | tee -a "$LOG"
 # shellcheck disable=SC2086
-timeout "$T_SYM" python3 -m benchmarks.phase_retrieval.symmetry_breaking $SYM_ARGS \
+[ "$T_SYM" -gt 0 ] && timeout "$T_SYM" python3 -m benchmarks.phase_retrieval.symmetry_breaking $SYM_ARGS \
   --device "$DEV" --name symmetry_breaking_gpu 2>&1 | tail -12 | tee -a "$LOG"
 cp benchmarks/phase_retrieval/results/symmetry_breaking_gpu.json "$OUT/" 2>/dev/null
 
 echo "== 4 deblurring GPU tier" | tee -a "$LOG"
 # shellcheck disable=SC2086
-timeout "$T_DEBLUR" python3 -m benchmarks.deblurring.gpu --out "$OUT/deblur" $DEBLUR_ARGS \
+[ "$T_DEBLUR" -gt 0 ] && timeout "$T_DEBLUR" python3 -m benchmarks.deblurring.gpu --out "$OUT/deblur" $DEBLUR_ARGS \
   --budget-s $((T_DEBLUR - 50)) 2>&1 | tail -12 | tee -a "$LOG"
 
 echo "== 5 constraints suite on $DEV" | tee -a "$LOG"
-timeout "$T_CONS" python3 -m benchmarks.run --suite constraints --device "$DEV" --repeats 1 \
-  --threads 0 --timeout 40 --problems "$CONS_P" \
+[ "$T_CONS" -gt 0 ] && timeout "$T_CONS" python3 -m benchmarks.run --suite constraints --device "$DEV" --repeats 1 \
+  --threads 0 --timeout 50 --problems "$CONS_P" \
   --out "$OUT/constraints_gpu.json" 2>&1 | tail -12 | tee -a "$LOG"
 echo "== done" | tee -a "$LOG"
