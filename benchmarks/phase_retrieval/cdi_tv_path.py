@@ -14,12 +14,17 @@ K - 1 further random fields drawn from the start's own generator, screened by th
 loose level (``--screen 8 4``: the 8 lowest go on after the first level, the 4 lowest after the
 second; ``--screen`` with no number: no screen, as in session 5 with ``--tries 6``), then the
 tight stages for the survivors in order of increasing loose TV until one reaches a misfit <= 1e-6
-(stagnated tight paths are abandoned after their first levels). Every one of the 8 starts is
-still independent; the cost per start is in the ``seconds`` field.
+(stagnated tight paths are abandoned after their first levels). When none does, the survivors'
+estimates at the loose level before the last go through the tight stages too (``--exits 2 1``,
+the default since session 7; ``--exits 2`` is the session-6 method). Every one of the 8 starts
+is still independent; the cost per start is in the ``seconds`` field. ``--workers K`` runs K
+starts at a time in separate one-thread processes (same results; for machines with free cores).
 
     OMP_NUM_THREADS=1 python -m benchmarks.phase_retrieval.cdi_tv_path --objects real  # ~15 min
     OMP_NUM_THREADS=1 python -m benchmarks.phase_retrieval.cdi_tv_path --tries 6 --screen  # s. 5
     OMP_NUM_THREADS=1 python -m benchmarks.phase_retrieval.cdi_tv_path --tries 1   # session 4
+    OMP_NUM_THREADS=1 python -m benchmarks.phase_retrieval.cdi_tv_path --objects real --image moon \
+        --name cdi_tv_exits_moon --workers 8                            # other images, 8 cores
     python -m benchmarks.phase_retrieval.cdi --recount --name cdi_tv_screen   # recount
 """
 
@@ -28,6 +33,8 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 import numpy as np
 import torch
@@ -78,6 +85,15 @@ def main() -> None:
         help="candidates kept after each loose level (none given: no screen, session 5)",
     )
     ap.add_argument(
+        "--exits",
+        type=int,
+        nargs="+",
+        default=None,
+        help="loose levels (0-based) whose estimates go to the tight stages, in order "
+        "(default: the last, then the one before; session 6: the last only)",
+    )
+    ap.add_argument("--workers", type=int, default=1, help="starts run in parallel processes")
+    ap.add_argument(
         "--hio-fallback",
         type=int,
         default=0,
@@ -106,32 +122,20 @@ def main() -> None:
         gen = torch.Generator().manual_seed(args.seed)
         starts = random_start(loose, Y.sqrt(), num=args.starts, real=real, generator=gen)
         arrays[f"{kind}_truth"] = truth.numpy()
-        outs, misfits, wins, secs, tries, chosen, hio = [], [], [], [], [], [], []
-        for i, s in enumerate(starts):
-            t = time.perf_counter()
-            kw = dict(
-                real=real,
-                maxit=args.maxit,
-                fit_maxit=args.fit_maxit,
-                loose_deltas=tuple(args.loose_deltas),
-                generator=torch.Generator().manual_seed(1000 * args.seed + i),
-            )
-            if args.tries > 1:
-                res = tv_path_restarts(
-                    Y,
-                    (r0, r0, B, B),
-                    s,
-                    tries=args.tries,
-                    screen=tuple(args.screen),
-                    hio_fallback=args.hio_fallback,
-                    **kw,
-                )
-            else:
-                res = tv_path(Y, (r0, r0, B, B), s, **kw)
-            secs.append(time.perf_counter() - t)
+        outs, misfits, wins, secs, tries, chosen, hio, exits, runs = ([] for _ in range(9))
+        jobs = [(args, real, Y, r0, B, s, i) for i, s in enumerate(starts)]
+        if args.workers > 1:
+            with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+                done = list(pool.map(_one_start, *zip(*jobs)))
+        else:
+            done = [_one_start(*job) for job in jobs]
+        for i, (res, sec) in enumerate(done):
+            secs.append(sec)
             tries.append(res.tries)
             chosen.append(res.chosen)
             hio.append(res.hio)
+            exits.append(res.exit)
+            runs.append(res.tight_runs)
             outs.append(res.field)
             misfits.append(res.misfit)
             wins.append(list(res.window))
@@ -140,8 +144,11 @@ def main() -> None:
                 kind,
                 i,
                 f"err {err[0]:.4f} misfit {res.misfit:.2e} window {res.window}",
-                f"chosen {res.chosen}{' (HIO fallback)' if res.hio else ''} tries",
+                f"chosen {res.chosen} exit {res.exit}{' (HIO fallback)' if res.hio else ''}",
+                "tries",
                 [(tuple(round(a, 4) for a in tv), m and f"{m:.1e}") for tv, m in res.tries],
+                "tight runs",
+                [(lev, k, f"{m:.1e}") for lev, k, m in res.tight_runs],
                 f"{secs[-1]:.0f}s",
                 flush=True,
             )
@@ -154,7 +161,8 @@ def main() -> None:
                 "object": kind,
                 "method": "tv_path"
                 if args.tries == 1
-                else f"tv_path_restarts({args.tries}, screen={tuple(args.screen)}"
+                else f"tv_path_restarts({args.tries}, screen={tuple(args.screen)}, "
+                f"exits={'default' if args.exits is None else tuple(args.exits)}"
                 + (f", hio_fallback={args.hio_fallback})" if args.hio_fallback else ")"),
                 "rel_errors": errs,
                 "psnr_db": ps,
@@ -168,6 +176,8 @@ def main() -> None:
                 "tries": tries,
                 "chosen": chosen,
                 "hio_fallback": hio,
+                "exits": exits,
+                "tight_runs": runs,
                 "successes_ncvx_alone": sum(e < TOL and not h for e, h in zip(errs, hio)),
             }
         )
@@ -207,6 +217,41 @@ def main() -> None:
             rows,
         ),
     )
+
+
+def _one_start(
+    args: argparse.Namespace,
+    real: bool,
+    Y: torch.Tensor,
+    r0: int,
+    B: int,
+    s: torch.Tensor,
+    i: int,
+) -> tuple:
+    """One start of the benchmark: ``(TVPathResult, seconds)`` (a process-pool job)."""
+    quiet_threads()
+    t = time.perf_counter()
+    kw = dict(
+        real=real,
+        maxit=args.maxit,
+        fit_maxit=args.fit_maxit,
+        loose_deltas=tuple(args.loose_deltas),
+        generator=torch.Generator().manual_seed(1000 * args.seed + i),
+    )
+    if args.tries > 1:
+        res = tv_path_restarts(
+            Y,
+            (r0, r0, B, B),
+            s,
+            tries=args.tries,
+            screen=tuple(args.screen),
+            exits=None if args.exits is None else tuple(args.exits),
+            hio_fallback=args.hio_fallback,
+            **kw,
+        )
+    else:
+        res = tv_path(Y, (r0, r0, B, B), s, **kw)
+    return res, time.perf_counter() - t
 
 
 if __name__ == "__main__":

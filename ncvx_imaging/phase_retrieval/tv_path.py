@@ -57,8 +57,11 @@ class TVPathResult:
     after the loose stages; ``window``: the tight box ``(row, col, h, w)``; ``stages``: per ncvx
     solve ``(box kind, delta or None for the fit, misfit, status, iterations)``; ``misfit``: the
     final normalised amplitude misfit (the ground-truth-free selection criterion); ``tries`` and
-    ``chosen``: see :func:`tv_path_restarts` (empty / 0 for :func:`tv_path`); ``hio``: the
-    estimate comes from the HIO fallback (:func:`hio_polish`), not from the ncvx path."""
+    ``chosen``: see :func:`tv_path_restarts` (empty / 0 for :func:`tv_path`); ``exit``: the
+    loose level (index into the loose deltas) the tight stages started from (-1: no loose
+    stage); ``tight_runs``: per tight path tried, ``(exit level, candidate, final misfit)``, in
+    the order tried; ``hio``: the estimate comes from the HIO fallback (:func:`hio_polish`), not
+    from the ncvx path."""
 
     field: torch.Tensor
     loose: torch.Tensor
@@ -67,6 +70,8 @@ class TVPathResult:
     stages: list[tuple[str, float | None, float, int, int]] = field(default_factory=list)
     tries: list[tuple[tuple[float, ...], float | None]] = field(default_factory=list)
     chosen: int = 0
+    exit: int = -1
+    tight_runs: list[tuple[int, int, float]] = field(default_factory=list)
     hio: bool = False
 
 
@@ -132,7 +137,9 @@ def tv_path(
     opts = _options(options)
     stages: list[tuple[str, float | None, float, int, int]] = []
     loose_field, _ = _loose(y, box, start, loose_deltas, maxit, nudge, generator, opts, stages)
-    return _tight(y, box, loose_field, real, size, tight_deltas, maxit, fit_maxit, opts, stages)
+    res = _tight(y, box, loose_field, real, size, tight_deltas, maxit, fit_maxit, opts, stages)
+    res.exit = len(loose_deltas) - 1
+    return res
 
 
 def _check(y: torch.Tensor, start: torch.Tensor) -> None:
@@ -232,6 +239,7 @@ def tv_path_restarts(
     abort_ratio: float = 1.1,
     abort_stages: int = 2,
     accept_misfit: float = 1e-6,
+    exits: Sequence[int] | None = None,
     hio_fallback: int = 0,
     generator: torch.Generator | None = None,
     **options: Any,
@@ -248,11 +256,24 @@ def tv_path_restarts(
     level go to the tight stages in order of increasing TV. A tight path is abandoned early when
     one of its first ``abort_stages`` levels stays above ``abort_ratio * delta`` (a stagnated
     start) and the search stops at the first candidate whose final misfit is
-    ``<= accept_misfit``. Returns the result with the lowest final misfit; its ``tries`` lists
-    per candidate, in draw order, ``(TVs at the loose levels it reached, tight misfit or None if
-    not tried)`` and ``chosen`` its index. No ground truth is used; the cost is at most ``tries``
-    first loose levels, ``screen[j]`` runs of level ``j + 1`` and as many tight runs as reach
-    the end of the loose path.
+    ``<= accept_misfit``.
+
+    ``exits``: the loose levels (indices into ``loose_deltas``) whose estimates are sent to the
+    tight stages, in this order; a level is only tried when no tight path from the levels before
+    it was accepted, each time for the candidates kept after that level (lowest TV first). The
+    default, the last level then the one before it, rescues objects whose last loose level
+    over-smooths into a stagnating basin (a smooth image, the moon: every candidate lands in one
+    basin at delta 3e-3 whose tight path stagnates at misfit 2e-5, while the same candidates
+    leave delta 1e-2 for a basin the tight path phases); the estimates of successful starts
+    are unchanged by the extra exits (they are only tried after every tight path from the last
+    level failed).
+
+    Returns the result with the lowest final misfit; its ``tries`` lists per candidate, in draw
+    order, ``(TVs at the loose levels it reached, misfit of its tight path from the first exit
+    level -- by default the last loose level -- or None if not tried)``, ``chosen`` its index, ``exit`` the level its tight path
+    started from and ``tight_runs`` every tight path tried. No ground truth is used; the cost is
+    at most ``tries`` first loose levels, ``screen[j]`` runs of level ``j + 1`` and one tight
+    run per exit level and candidate kept there.
 
     ``hio_fallback > 0``: when no candidate reaches ``accept_misfit``, the best one goes through
     :func:`hio_polish` with that many HIO iterations on its tight window (a classical
@@ -266,6 +287,16 @@ def tv_path_restarts(
         raise ValueError(
             f"screen must hold at most one count >= 1 per loose level, got {screen} for "
             f"{len(loose_deltas)} levels"
+        )
+    nlev = len(loose_deltas)
+    if exits is None:
+        exits = tuple(range(nlev - 1, max(nlev - 3, -1), -1)) or (-1,)
+    exits = tuple(int(e) for e in exits)
+    valid = set(range(nlev)) if nlev else {-1}
+    if not exits or len(set(exits)) != len(exits) or not set(exits) <= valid:
+        raise ValueError(
+            f"exits must be distinct loose-level indices in 0..{nlev - 1} (or (-1,) without "
+            f"loose levels), got {exits}"
         )
     opts = _options(options)
     r0, c0, bh, bw = box
@@ -281,6 +312,7 @@ def tv_path_restarts(
     tvs: list[list[float]] = [[] for _ in subs]
     stage_logs: list[list[tuple[str, float | None, float, int, int]]] = [[] for _ in subs]
     alive = list(enumerate(subs))  # (candidate, current field); loose fields are complex
+    kept: dict[int, list[tuple[int, torch.Tensor]]] = {}  # level -> candidates kept after it
     for j, d in enumerate(loose_deltas):
         nxt = []
         for k, f in alive:
@@ -289,34 +321,45 @@ def tv_path_restarts(
             nxt.append((k, f))
         nxt.sort(key=lambda kf: (tvs[kf[0]][-1], kf[0]))
         alive = nxt[: screen[j]] if j < len(screen) else nxt
+        kept[j] = alive
     if not loose_deltas:  # no loose stage: the (lifted) starts go to the tight stages as drawn
-        alive = [(k, _lift(s, nudge, generator)) for k, s in alive]
+        kept[-1] = [(k, _lift(s, nudge, generator)) for k, s in alive]
     misfits: list[float | None] = [None] * len(subs)
+    runs: list[tuple[int, int, float]] = []
     best: TVPathResult | None = None
-    for k, lf in alive:
-        res = _tight(
-            y,
-            box,
-            lf,
-            real,
-            size,
-            tight_deltas,
-            maxit,
-            fit_maxit,
-            opts,
-            list(stage_logs[k]),
-            abort_ratio,
-            abort_stages,
-        )
-        misfits[k] = res.misfit
-        if best is None or res.misfit < best.misfit:
-            res.chosen = k
-            best = res
-        if res.misfit <= accept_misfit:
+    done = False
+    for lev in exits:
+        for k, lf in kept[lev]:
+            logs = [st for st in stage_logs[k] if st[0] == "loose"][: lev + 1]
+            res = _tight(
+                y,
+                box,
+                lf,
+                real,
+                size,
+                tight_deltas,
+                maxit,
+                fit_maxit,
+                opts,
+                logs,
+                abort_ratio,
+                abort_stages,
+            )
+            runs.append((lev, k, res.misfit))
+            if lev == exits[0]:
+                misfits[k] = res.misfit
+            if best is None or res.misfit < best.misfit:
+                res.chosen, res.exit = k, lev
+                best = res
+            if res.misfit <= accept_misfit:
+                done = True
+                break
+        if done:
             break
     if best is None:  # unreachable: at least one candidate is always tried
         raise RuntimeError("no candidate was tried")
     best.tries = [(tuple(t), m) for t, m in zip(tvs, misfits)]
+    best.tight_runs = runs
     if hio_fallback > 0 and best.misfit > accept_misfit:
         pol = hio_polish(
             y,
@@ -328,7 +371,8 @@ def tv_path_restarts(
             **options,
         )
         if pol.misfit < best.misfit:
-            pol.tries, pol.chosen = best.tries, best.chosen
+            pol.tries, pol.chosen, pol.exit = best.tries, best.chosen, best.exit
+            pol.tight_runs = best.tight_runs
             best = pol
     return best
 

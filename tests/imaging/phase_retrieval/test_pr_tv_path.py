@@ -121,8 +121,14 @@ def test_tv_path_restarts_tries_lowest_tv_first(real):
     assert first.chosen == min(range(3), key=regs.__getitem__)
     assert [t[1] is None for t in first.tries].count(True) == 2
     assert first.tries[first.chosen][1] == pytest.approx(first.misfit)
-    every = tv_path_restarts(
-        y, box, start, accept_misfit=0.0, generator=torch.Generator().manual_seed(2), **kw
+    every = tv_path_restarts(  # the last loose level only (no earlier exits)
+        y,
+        box,
+        start,
+        accept_misfit=0.0,
+        exits=(2,),
+        generator=torch.Generator().manual_seed(2),
+        **kw,
     )
     assert [t[0][-1] for t in every.tries] == pytest.approx(regs)  # same draws, same runs
     mis = [t[1] for t in every.tries]
@@ -157,6 +163,51 @@ def test_tv_path_restarts_screen_keeps_the_lowest_tv():
     assert [t[1] is None for t in res.tries].count(False) == 1
 
 
+def test_tv_path_restarts_exits_try_earlier_levels_only_after_failures():
+    """``exits = (2, 1)``: the tight stages run from the last loose level's survivors, then (none
+    accepted) from the survivors of the level before; with an accepting level only the first
+    tight path runs. The default is the last level then the one before."""
+    _, _, y, box, loose = _setup(True)
+    start = random_start(loose, y.sqrt(), num=1, real=True, generator=torch.Generator())[0]
+    kw = dict(real=True, tries=4, screen=(3, 2), maxit=6, fit_maxit=4)
+    fails = tv_path_restarts(
+        y, box, start, accept_misfit=0.0, generator=torch.Generator().manual_seed(5), **kw
+    )
+    assert [(lev, k) for lev, k, _ in fails.tight_runs][:2] == [
+        (2, k)
+        for k in sorted(
+            [k for k, t in enumerate(fails.tries) if len(t[0]) == 3],
+            key=lambda k: fails.tries[k][0][2],
+        )
+    ]
+    assert [lev for lev, _, _ in fails.tight_runs] == [2, 2, 1, 1]
+    second = {k for k, t in enumerate(fails.tries) if len(t[0]) >= 2}
+    assert len(second) == 3 and {k for lev, k, _ in fails.tight_runs if lev == 1} < second
+    best = min(fails.tight_runs, key=lambda r: r[2])
+    assert (fails.exit, fails.chosen, fails.misfit) == (best[0], best[1], pytest.approx(best[2]))
+    assert [s[0] for s in fails.stages].count("loose") == fails.exit + 1
+    only = tv_path_restarts(
+        y,
+        box,
+        start,
+        accept_misfit=0.0,
+        exits=(2,),
+        generator=torch.Generator().manual_seed(5),
+        **kw,
+    )
+    assert [r[:2] for r in only.tight_runs] == [r[:2] for r in fails.tight_runs[:2]]
+    assert [r[2] for r in only.tight_runs] == pytest.approx([r[2] for r in fails.tight_runs[:2]])
+    first = tv_path_restarts(
+        y,
+        box,
+        start,
+        accept_misfit=float("inf"),
+        generator=torch.Generator().manual_seed(5),
+        **kw,
+    )
+    assert len(first.tight_runs) == 1 and first.exit == 2
+
+
 def test_tv_path_restarts_rejects_bad_arguments():
     with pytest.raises(ValueError, match="tries"):
         tv_path_restarts(torch.ones(8, 8), (0, 0, 4, 4), torch.ones(8, 8), real=True, tries=0)
@@ -166,6 +217,9 @@ def test_tv_path_restarts_rejects_bad_arguments():
         tv_path_restarts(
             torch.ones(8, 8), (0, 0, 4, 4), torch.ones(8, 8), real=True, screen=(2, 2, 2, 2)
         )
+    for bad in ((), (3,), (1, 1)):
+        with pytest.raises(ValueError, match="exits"):
+            tv_path_restarts(torch.ones(8, 8), (0, 0, 4, 4), torch.ones(8, 8), real=True, exits=bad)
 
 
 @pytest.mark.parametrize("real", [True, False])
