@@ -15,8 +15,8 @@ loose level (``--screen 8 4``: the 8 lowest go on after the first level, the 4 l
 second; ``--screen`` with no number: no screen, as in session 5 with ``--tries 6``), then the
 tight stages for the survivors in order of increasing loose TV until one reaches a misfit <= 1e-6
 (stagnated tight paths are abandoned after their first levels). When none does, the survivors'
-estimates at the loose level before the last go through the tight stages too (``--exits 2 1``,
-the default since session 7; ``--exits 2`` is the session-6 method). Every one of the 8 starts
+estimates at the earlier loose levels go through the tight stages too, last first (``--exits 2 1
+0``, the default since session 7; ``--exits 2`` is the session-6 method). Every one of the 8 starts
 is still independent; the cost per start is in the ``seconds`` field. ``--workers K`` runs K
 starts at a time in separate one-thread processes (same results; for machines with free cores).
 
@@ -90,7 +90,7 @@ def main() -> None:
         nargs="+",
         default=None,
         help="loose levels (0-based) whose estimates go to the tight stages, in order "
-        "(default: the last, then the one before; session 6: the last only)",
+        "(default: all, last first; session 6: the last only)",
     )
     ap.add_argument("--workers", type=int, default=1, help="starts run in parallel processes")
     ap.add_argument(

@@ -261,11 +261,11 @@ def tv_path_restarts(
     ``exits``: the loose levels (indices into ``loose_deltas``) whose estimates are sent to the
     tight stages, in this order; a level is only tried when no tight path from the levels before
     it was accepted, each time for the candidates kept after that level (lowest TV first). The
-    default, the last level then the one before it, rescues objects whose last loose level
-    over-smooths into a stagnating basin (a smooth image, the moon: every candidate lands in one
-    basin at delta 3e-3 whose tight path stagnates at misfit 2e-5, while the same candidates
-    leave delta 1e-2 for a basin the tight path phases); the estimates of successful starts
-    are unchanged by the extra exits (they are only tried after every tight path from the last
+    default, every loose level from the last to the first, rescues objects whose later loose
+    levels lead into a stagnating basin (a smooth image, the moon: every candidate lands in one
+    basin at delta 3e-3 whose tight path stagnates at misfit 2e-5, while the estimates at 3e-2
+    or 1e-2 lead the tight path to the solution); the estimates of successful starts are
+    unchanged by the extra exits (they are only tried after every tight path from the last
     level failed).
 
     Returns the result with the lowest final misfit; its ``tries`` lists per candidate, in draw
@@ -290,7 +290,7 @@ def tv_path_restarts(
         )
     nlev = len(loose_deltas)
     if exits is None:
-        exits = tuple(range(nlev - 1, max(nlev - 3, -1), -1)) or (-1,)
+        exits = tuple(range(nlev - 1, -1, -1)) or (-1,)
     exits = tuple(int(e) for e in exits)
     valid = set(range(nlev)) if nlev else {-1}
     if not exits or len(set(exits)) != len(exits) or not set(exits) <= valid:

@@ -164,9 +164,9 @@ def test_tv_path_restarts_screen_keeps_the_lowest_tv():
 
 
 def test_tv_path_restarts_exits_try_earlier_levels_only_after_failures():
-    """``exits = (2, 1)``: the tight stages run from the last loose level's survivors, then (none
-    accepted) from the survivors of the level before; with an accepting level only the first
-    tight path runs. The default is the last level then the one before."""
+    """Default exits (2, 1, 0): the tight stages run from the last loose level's survivors, then
+    (none accepted) from the survivors of the levels before, last first; with an accepting
+    level only the first tight path runs."""
     _, _, y, box, loose = _setup(True)
     start = random_start(loose, y.sqrt(), num=1, real=True, generator=torch.Generator())[0]
     kw = dict(real=True, tries=4, screen=(3, 2), maxit=6, fit_maxit=4)
@@ -180,9 +180,10 @@ def test_tv_path_restarts_exits_try_earlier_levels_only_after_failures():
             key=lambda k: fails.tries[k][0][2],
         )
     ]
-    assert [lev for lev, _, _ in fails.tight_runs] == [2, 2, 1, 1]
+    assert [lev for lev, _, _ in fails.tight_runs] == [2, 2, 1, 1, 0, 0, 0]
     second = {k for k, t in enumerate(fails.tries) if len(t[0]) >= 2}
     assert len(second) == 3 and {k for lev, k, _ in fails.tight_runs if lev == 1} < second
+    assert {k for lev, k, _ in fails.tight_runs if lev == 0} == second
     best = min(fails.tight_runs, key=lambda r: r[2])
     assert (fails.exit, fails.chosen, fails.misfit) == (best[0], best[1], pytest.approx(best[2]))
     assert [s[0] for s in fails.stages].count("loose") == fails.exit + 1
