@@ -60,11 +60,11 @@ def test_select_tau_df_is_a_fixed_point_step(prob) -> None:
 
 def test_deconv_tau_df_and_errors(prob) -> None:
     out = deconv_tv_discrepancy(prob.y, prob.k, prob.sigma, tau="df1", maxit=40,
-                                tau_options={"iters": 200, "updates": 1})
+                                tau_options={"iters": 100, "updates": 1})
     assert out.tau < 1.0 and out.tau_choice is not None
     assert out.misfit_ratio <= out.tau * 1.01
     fp = deconv_tv_discrepancy(prob.y, prob.k, prob.sigma, tau="df", maxit=40, x0=out.x,
-                               tau_options={"iters": 200, "probes": 2, "max_evals": 4})
+                               tau_options={"iters": 100, "probes": 2, "max_evals": 4})
     assert fp.tau < 1.0 and fp.tau_choice.history[-1][0] == fp.tau
     assert fp.misfit_ratio <= fp.tau * 1.01
     with pytest.raises(ValueError, match="tau"):
@@ -93,7 +93,7 @@ def test_select_tau_df_rejects_a_bound_no_boxed_image_meets(monkeypatch) -> None
 
     P = make_blur_problem("camera", 24, gaussian_kernel(9, 2.0), 0.05, seed=1)
     monkeypatch.setattr(disc, "tv_divergence", lambda *a, **k: 0.9)
-    c = disc.select_tau_df(P.y, P.k, P.sigma, iters=200)
+    c = disc.select_tau_df(P.y, P.k, P.sigma, iters=100)
     assert c.tau == 1.0
     assert [h[0] for h in c.history] == [1.0, 0.5]
     ratio = float(((conv_circular(c.x, P.k) - P.y) ** 2).sum()) / (P.sigma**2 * P.y.numel())
@@ -109,7 +109,7 @@ def test_deconv_default_box_is_native_bounds(prob) -> None:
 def test_select_tau_fixed_point_root_or_risk_minimum(prob) -> None:
     from ncvx_imaging.deblurring.discrepancy import select_tau_fixed_point
 
-    c = select_tau_fixed_point(prob.y, prob.k, prob.sigma, probes=2, iters=200)
+    c = select_tau_fixed_point(prob.y, prob.k, prob.sigma, probes=2, iters=100)
     assert 0.5 <= c.tau < 1.0 and c.x.shape == prob.y.shape
     ratio = float(((conv_circular(c.x, prob.k) - prob.y) ** 2).sum()) / (
         prob.sigma**2 * prob.y.numel())
@@ -119,16 +119,16 @@ def test_select_tau_fixed_point_root_or_risk_minimum(prob) -> None:
     assert all(b[1] < a[1] for a, b in itertools.pairwise(walk))  # ... and goes down
     # an independent divergence (same two probes) at the chosen weight: the chosen point is the
     # fixed point tau = 1 - df/N, or (safeguard) no worse in estimated risk than the walk
-    df = tv_divergence(prob.y, prob.k, c.lam, c.x, prob.sigma, probes=2, iters=200,
+    df = tv_divergence(prob.y, prob.k, c.lam, c.x, prob.sigma, probes=2, iters=100,
                        seed=PROBE_SEED)
     risks = [t - 1 + 2 * d for t, _, d in walk]
     assert abs(1 - df - c.tau) < 0.01 or c.tau - 1 + 2 * df <= min(risks) + 0.005
     # safeguards: an unreachable bound keeps tau = 1 without walking
     P = make_blur_problem("camera", 24, gaussian_kernel(9, 2.0), 0.05, seed=1)
-    c2 = select_tau_fixed_point(P.y, P.k, P.sigma / 2, iters=200)  # misfit cannot get there
+    c2 = select_tau_fixed_point(P.y, P.k, P.sigma / 2, iters=100)  # misfit cannot get there
     assert c2.tau == 1.0 and len(c2.history) == 1
     # a walk cut by the budget while the risk still falls (nothing bracketed) keeps tau = 1
-    c3 = select_tau_fixed_point(prob.y, prob.k, prob.sigma, probes=2, iters=200,
+    c3 = select_tau_fixed_point(prob.y, prob.k, prob.sigma, probes=2, iters=100,
                                 factor=1.01, max_evals=2)
     walk3 = c3.history[:-1]
     r3 = [t - 1 + 2 * d for t, _, d in walk3]

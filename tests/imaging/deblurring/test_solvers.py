@@ -80,20 +80,39 @@ def test_wiener_inverts_noiseless_blur_and_oracle_tune_picks_it() -> None:
     assert best == 1e-8 and score > 60
 
 
-def _tiny_nonblind() -> tuple:
+@pytest.fixture(scope="module")
+def tiny_nonblind() -> tuple:
     P = make_blur_problem("camera", 32, gaussian_kernel(7, 1.5), 0.01, seed=3)
     return P, deconv_tv_discrepancy(P.y, P.k, P.sigma, maxit=150)
 
 
-def test_nonblind_discrepancy_improves_psnr_and_is_feasible() -> None:
-    P, out = _tiny_nonblind()
+@pytest.fixture
+def short_am(monkeypatch) -> list[int]:
+    """The pipeline's alternating stage with a few iterations per step (the tests here check
+    shapes, supports, feasibility and the control flow, not quality); returns the supports it
+    was called with."""
+    import ncvx_imaging.deblurring.pipeline as pipe_mod
+
+    sizes: list[int] = []
+    real_am = pipe_mod.blind_deblur_am
+
+    def short(y, size, *a, **kw):
+        sizes.append(size)
+        return real_am(y, size, *a, x_maxit=5, k_iters=10, final_maxit=5, **kw)
+
+    monkeypatch.setattr(pipe_mod, "blind_deblur_am", short)
+    return sizes
+
+
+def test_nonblind_discrepancy_improves_psnr_and_is_feasible(tiny_nonblind) -> None:
+    P, out = tiny_nonblind
     assert out.misfit_ratio <= 1 + 1e-4
     assert float(box_violation(out.x)) <= 1e-4
     assert float(psnr(out.x, P.x)) > float(psnr(P.y, P.x)) + 1.0
 
 
-def test_nonblind_discrepancy_reaches_the_reference_optimum() -> None:
-    P, out = _tiny_nonblind()
+def test_nonblind_discrepancy_reaches_the_reference_optimum(tiny_nonblind) -> None:
+    P, out = tiny_nonblind
     # same problem by the primal-dual reference: TV values agree within a few percent
     ref = tv_deconv_constrained(P.y, P.k, (P.sigma**2 * P.y.numel()) ** 0.5, iters=3000)
     assert float(total_variation(out.x)) <= 1.05 * float(total_variation(ref))
@@ -112,19 +131,19 @@ def _on_simplex(k: torch.Tensor, tol: float) -> bool:
     return float(k.min()) >= -tol and abs(float(k.sum()) - 1) <= tol
 
 
-def test_blind_solvers_return_kernels_on_the_simplex() -> None:
+def test_blind_solvers_return_kernels_on_the_simplex(short_am) -> None:
     P = make_blur_problem("camera", 24, motion_kernel(5, 0.0), 0.01, boundary="valid")
     joint = blind_deblur(P.y, 9, P.sigma, maxit=50)
     assert joint.x.shape == (32, 32) and joint.k.shape == (9, 9)
     assert _on_simplex(joint.k, 1e-12) and joint.kernel_projection < 1e-2
-    am = blind_deblur_am(P.y, 9, P.sigma, outer=2, x_maxit=10, final_maxit=10, levels=1)
+    am = blind_deblur_am(P.y, 9, P.sigma, outer=1, x_maxit=5, final_maxit=5, levels=1)
     assert _on_simplex(am.k, 1e-10)
     torch.manual_seed(0)
-    dip = blind_deblur_dip(P.y, 9, P.sigma, warmup_iters=20, ncvx_maxit=10)
+    dip = blind_deblur_dip(P.y, 9, P.sigma, warmup_iters=10, ncvx_maxit=5)
     assert _on_simplex(dip.k, 1e-12) and dip.kernel_projection < 1e-2
     assert pad_latent(P.y, (9, 9)).shape == joint.x.shape
     stages: dict = {}
-    pipe = blind_deblur_constrained(P.y, 9, P.sigma, warmup_iters=20, outer=1, final_maxit=10,
+    pipe = blind_deblur_constrained(P.y, 9, P.sigma, warmup_iters=10, outer=1, final_maxit=5,
                                     stages=stages, starts=[("trim", 0)])
     assert _on_simplex(pipe.k, 1e-10) and pipe.x.shape == (32, 32)
     assert {"warmup", "am", "starts", "enlarged", "small_size"} <= set(stages)
@@ -186,7 +205,7 @@ def test_size_pyramid_enlarges_a_fitting_kernel_and_falls_back_otherwise() -> No
 
 
 @pytest.mark.parametrize("kind", ["trim", "sizes"])
-def test_pyramid_starts_return_the_specified_support(kind, monkeypatch) -> None:
+def test_pyramid_starts_return_the_specified_support(kind, monkeypatch, short_am) -> None:
     import ncvx_imaging.deblurring.pipeline as pipe_mod
 
     monkeypatch.setattr(pipe_mod, "ring_mass", lambda k: 0.0)  # force the enlargement branch
@@ -312,21 +331,14 @@ def test_estimate_support_ignores_specks_and_rounds_up_to_odd() -> None:
 
 
 def test_fit_start_falls_back_to_the_full_size_only_for_a_cut_off_kernel(
-    monkeypatch,
+    monkeypatch, short_am,
 ) -> None:
     import ncvx_imaging.deblurring.pipeline as pipe_mod
 
     P = make_blur_problem("camera", 24, motion_kernel(5, 0.0), 0.01, boundary="valid")
     monkeypatch.setattr(pipe_mod, "estimate_support", lambda k: k.shape[0])  # kernels fill it
     monkeypatch.setattr(pipe_mod, "ring_mass", lambda k: 0.5)  # ... with mass on the ring
-    sizes: list[int] = []
-    real_am = pipe_mod.blind_deblur_am
-
-    def short_am(y, size, *a, **kw):
-        sizes.append(size)
-        return real_am(y, size, *a, x_maxit=5, k_iters=10, final_maxit=5, **kw)
-
-    monkeypatch.setattr(pipe_mod, "blind_deblur_am", short_am)
+    sizes = short_am
     stages: dict = {}
     out = blind_deblur_constrained(P.y, 13, P.sigma, warmup_iters=10, outer=1, final_maxit=5,
                                    starts=[("fit", 0)], stages=stages)
@@ -342,19 +354,12 @@ def test_fit_start_falls_back_to_the_full_size_only_for_a_cut_off_kernel(
     assert sizes == [7] and stages["enlarged"] and stages["am"].k.shape == (7, 7)
 
 
-def test_fit_start_reruns_with_the_estimated_support(monkeypatch) -> None:
+def test_fit_start_reruns_with_the_estimated_support(monkeypatch, short_am) -> None:
     import ncvx_imaging.deblurring.pipeline as pipe_mod
 
     P = make_blur_problem("camera", 24, motion_kernel(5, 0.0), 0.01, boundary="valid")
     monkeypatch.setattr(pipe_mod, "estimate_support", lambda k: 5)  # a 5 x 5 blur found in 7 x 7
-    sizes: list[int] = []
-    real_am = pipe_mod.blind_deblur_am
-
-    def short_am(y, size, *a, **kw):  # records the supports; a few iterations are enough here
-        sizes.append(size)
-        return real_am(y, size, *a, x_maxit=5, k_iters=10, final_maxit=5, **kw)
-
-    monkeypatch.setattr(pipe_mod, "blind_deblur_am", short_am)
+    sizes = short_am  # the supports of the alternating stages
     stages: dict = {}
     out = blind_deblur_constrained(P.y, 13, P.sigma, warmup_iters=10, outer=1, final_maxit=5,
                                    starts=[("fit", 0)], stages=stages)
