@@ -430,11 +430,14 @@ class QPSolver:
         steps: int,
         x0: np.ndarray | None,
         settle: bool = False,
+        loose: float | None = None,
     ) -> _Record:
         """Run one rung: ``steps`` proximal-point solves of ``P̂ + ridge·I`` (one if no ridge).
 
-        ``settle``: stop at the first answer within ``loose_tol`` (the caller's family of QPs
-        did not reach ``tol`` last time; the further proximal steps gain ~2x each)."""
+        ``settle``: stop at the first answer within ``loose`` (default ``loose_tol``; the
+        caller's family of QPs did not reach ``tol`` last time; the further proximal steps gain
+        ~2x each)."""
+        loose = self.loose_tol if loose is None else loose
         label = name if ridge == 0.0 else f"{name}+ridge({ridge:.0e})"
         run = registry.runner(name)
         P = scaled.P
@@ -460,10 +463,10 @@ class QPSolver:
                 if best is None:
                     best = _Record(label, None, float("inf"), calls, f"{type(exc).__name__}: {exc}")
                 break
-            record = self._judge(problem, xs * scaled.d, label, calls, settle)
+            record = self._judge(problem, xs * scaled.d, label, calls, settle, loose)
             if best is None or record.kkt < best.kkt:
                 best = record
-            if record.kkt <= self.tol or (settle and record.kkt <= self.loose_tol):
+            if record.kkt <= self.tol or (settle and record.kkt <= loose):
                 break
             assert record.x is not None
             center = record.x / scaled.d
@@ -471,16 +474,23 @@ class QPSolver:
         return replace(best, calls=calls)
 
     def _judge(
-        self, problem: QPProblem, x: np.ndarray, label: str, calls: int, settle: bool = False
+        self,
+        problem: QPProblem,
+        x: np.ndarray,
+        label: str,
+        calls: int,
+        settle: bool = False,
+        loose: float | None = None,
     ) -> _Record:
         """Make a backend's point feasible, check it and, if not accepted, polish it (with
-        ``settle``, not when it is within ``loose_tol``)."""
+        ``settle``, not when it is within ``loose``, default ``loose_tol``)."""
+        loose = self.loose_tol if loose is None else loose
         x = restore_feasibility(problem, x)
         kkt, lin = kkt_with_linearization(problem, x)
-        if kkt > self.tol and self.polish and not (settle and kkt <= self.loose_tol):
+        if kkt > self.tol and self.polish and not (settle and kkt <= loose):
             # a light polish when the answer is within the loose tolerance (the full one cost
             # up to 0.2 s of Python per degenerate termination QP for the last digits)
-            light = kkt <= self.loose_tol
+            light = kkt <= loose
             x_p, kkt_p = polish(
                 problem,
                 x,
@@ -500,6 +510,7 @@ class QPSolver:
         x0: np.ndarray | None = None,
         *,
         key: str | None = None,
+        loose_tol: float | None = None,
     ) -> QPSolution:
         """Solve ``problem`` (see the module docstring for the ladder).
 
@@ -512,19 +523,25 @@ class QPSolver:
                 paying for it on every QP (example B2's termination QPs: PIQP's answers stall
                 at ~1e-5, the regularized active-set rung gets 1e-7 to 1e-11).
 
+            loose_tol: this QP's loose tolerance (at least ``tol``; default the solver's),
+                for callers that need less accuracy than the steering QPs (the termination
+                QPs: their measure is compared with ``opt_tol``, see
+                :data:`ncvx.stationarity.TERMINATION_LOOSE_TOL`).
+
         Returns:
             The most accurate answer found.
 
         Raises:
             QPBackendError: no attempt produced an answer with ``kkt ≤ loose_tol``.
         """
+        loose = self.loose_tol if loose_tol is None else max(float(loose_tol), self.tol)
         if isinstance(problem, StructuredQP):
-            return self._solve_structured(problem, x0, time.perf_counter())
+            return self._solve_structured(problem, x0, time.perf_counter(), loose)
         with _blas_threads_for(problem.k):
-            return self._solve(problem, x0, None, time.perf_counter(), key)
+            return self._solve(problem, x0, None, time.perf_counter(), key, loose)
 
     def _solve_structured(
-        self, problem: StructuredQP, x0: np.ndarray | None, start: float
+        self, problem: StructuredQP, x0: np.ndarray | None, start: float, loose: float
     ) -> QPSolution:
         """A sparse + low-rank QP: the structured interior-point method (no dense matrix);
         if its answer is not within ``loose_tol``, the dense ladder when ``k`` allows it."""
@@ -539,14 +556,16 @@ class QPSolver:
             record = _Record(
                 "ipm-structured", None, float("inf"), 1, f"{type(exc).__name__}: {exc}"
             )
-        if record.kkt <= self.loose_tol or problem.k > DENSE_FALLBACK_MAX:
-            return self._finish([record], start)
+        if record.kkt <= loose or problem.k > DENSE_FALLBACK_MAX:
+            return self._finish([record], start, loose)
         self.requests -= 1  # the dense ladder counts it again
         dense = QPProblem(
             problem.P.dense(), problem.q, problem.lb, problem.ub, problem.A, problem.b
         )
         with _blas_threads_for(dense.k):
-            return self._solve(dense, x0, record if record.x is not None else None, start)
+            return self._solve(
+                dense, x0, record if record.x is not None else None, start, loose=loose
+            )
 
     def _solve(
         self,
@@ -555,7 +574,9 @@ class QPSolver:
         pre: _Record | None,
         start: float,
         key: str | None = None,
+        loose: float | None = None,
     ) -> QPSolution:
+        loose = self.loose_tol if loose is None else loose
         self.requests += 1
         if pre is None and problem.k == 1 and problem.A is None and ONE_VARIABLE_CLOSED_FORM:
             return self._one_variable(problem, start)
@@ -570,17 +591,17 @@ class QPSolver:
                 plan.insert(0, lead)
             for rung in plan:
                 name, ridge, steps = rung
-                record = self._attempt(problem, scaled, name, ridge, steps, x0, settle)
+                record = self._attempt(problem, scaled, name, ridge, steps, x0, settle, loose)
                 records.append(record)
-                if key is not None and record.kkt <= self.loose_tol:
+                if key is not None and record.kkt <= loose:
                     self._lead[key] = (rung, record.kkt <= self.tol)
                 # The first answer within the loose tolerance ends the ladder: going further
                 # for the last digits cost up to a second per QP on degenerate termination QPs
                 # (near-duplicate gradient samples), where no backend does better than ~1e-6
                 # (example B2: 34 s of QPs, versus 0.4 s for the solve).
-                if record.kkt <= self.loose_tol:
+                if record.kkt <= loose:
                     break
-        return self._finish(records, start)
+        return self._finish(records, start, loose)
 
     def _one_variable(self, problem: QPProblem, start: float) -> QPSolution:
         """``min ½ p x² + q x`` on ``[lb, ub]`` in closed form (one constraint's steering QP):
@@ -602,15 +623,18 @@ class QPSolver:
             seconds=time.perf_counter() - start,
         )
 
-    def _finish(self, records: list[_Record], start: float) -> QPSolution:
+    def _finish(
+        self, records: list[_Record], start: float, loose: float | None = None
+    ) -> QPSolution:
+        loose = self.loose_tol if loose is None else loose
         self.last_attempts = [r.describe() for r in records]
         if records[0].kkt > self.tol:
             self.failures += 1
         best = min(records, key=lambda r: r.kkt)
-        if best.x is None or best.kkt > self.loose_tol:
+        if best.x is None or best.kkt > loose:
             self.hard_failures += 1
             raise QPBackendError(
-                f"no QP backend reached the loose tolerance {self.loose_tol:g} "
+                f"no QP backend reached the loose tolerance {loose:g} "
                 f"(tried {'; '.join(self.last_attempts)})"
             )
         return QPSolution(

@@ -401,6 +401,32 @@ def test_keyed_family_that_missed_tol_settles_within_loose_tol(
     assert second.status == "inaccurate" and len(calls) == 1
 
 
+def test_per_call_loose_tolerance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``solve(..., loose_tol=)`` accepts an answer the solver's own ``loose_tol`` rejects, and
+    never goes below ``tol``."""
+    primary = BACKENDS[0]
+    original = registry.runner
+
+    def runner(name: str):
+        run = original(name)
+
+        def off(P, q, lb, ub, A, b, x0):
+            x = np.asarray(run(P, q, lb, ub, A, b, x0), dtype=float)
+            return x + 1e-3 * (ub - lb)  # a relative KKT error of about 1e-3
+
+        return off
+
+    monkeypatch.setattr(registry, "runner", runner)
+    solver = QPSolver(primary, fallbacks=(), polish=False, tol=1e-9, loose_tol=1e-6)
+    p = QPProblem(np.diag([2.0, 1.0, 3.0]), np.array([-1.0, 0.5, 0.2]), -np.ones(3), np.ones(3))
+    with pytest.raises(QPBackendError, match="loose tolerance 1e-06"):
+        solver.solve(p)
+    sol = solver.solve(p, loose_tol=1e-1)
+    assert sol.status == "inaccurate" and 1e-6 < sol.kkt <= 1e-1
+    with pytest.raises(QPBackendError, match="loose tolerance 1e-09"):
+        solver.solve(p, loose_tol=0.0)  # clipped to tol
+
+
 def test_all_attempts_fail_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     primary = BACKENDS[0]
     _patch_runner(monkeypatch, primary, "raise")
