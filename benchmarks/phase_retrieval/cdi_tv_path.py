@@ -124,11 +124,12 @@ def main() -> None:
         arrays[f"{kind}_truth"] = truth.numpy()
         outs, misfits, wins, secs, tries, chosen, hio, exits, runs = ([] for _ in range(9))
         jobs = [(args, real, Y, r0, B, s, i) for i, s in enumerate(starts)]
+        pool = None
         if args.workers > 1:
-            with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-                done = list(pool.map(_one_start, *zip(*jobs)))
+            pool = ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"))
+            done = pool.map(_one_start, *zip(*jobs))
         else:
-            done = [_one_start(*job) for job in jobs]
+            done = (_one_start(*job) for job in jobs)  # lazily: one line per finished start
         for i, (res, sec) in enumerate(done):
             secs.append(sec)
             tries.append(res.tries)
@@ -152,6 +153,8 @@ def main() -> None:
                 f"{secs[-1]:.0f}s",
                 flush=True,
             )
+        if pool is not None:
+            pool.shutdown()
         out = torch.stack(outs)
         errs, ps = evaluate(out, truth, window)
         arrays[f"{kind}_tv_path"] = compact(out, r0, B)
