@@ -45,8 +45,9 @@ def low_rank_of(
     if isinstance(owner, DenseBFGS) and func is DenseBFGS.apply:
         return owner.low_rank()
     if isinstance(owner, LBFGS) and func is LBFGS.apply and owner.H0 is None:
-        if owner.S.shape[1] == 0:
-            return owner.gamma, owner.S, owner.S.new_zeros(0, 0)
+        if owner.k == 0:
+            empty = owner._S_buf.new_zeros(owner.n, 0)
+            return owner.gamma, empty, empty.new_zeros(0, 0)
         W, M = owner.compact_form()
         return owner.gamma, W, M
     return None

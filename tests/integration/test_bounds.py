@@ -47,7 +47,11 @@ def test_nonnegative_least_squares_matches_scipy(m, n, memory):
         print_level=0,
         callback=lambda rec: seen.append(float(rec.point.x.min())),
     )
-    assert res.status == ncvx.Status.STATIONARY
+    # certified, or stopped by the line search at f's rounding level (f - f* ~ 1e-14 f*: which
+    # of the two depends on the last bits of the L-BFGS products) with the measure at tolerance
+    assert res.status == ncvx.Status.STATIONARY or (
+        res.status == ncvx.Status.LINESEARCH_BRACKET_FEASIBLE and res.stat_value <= 2e-8
+    )
     assert min(seen) >= 0.0  # every iterate in the box
     assert res.final.f == pytest.approx(f_star, rel=1e-12)
     torch.testing.assert_close(res.x, x_star, atol=1e-7, rtol=0)
