@@ -33,7 +33,14 @@ import ncvx
 from .cdi_baselines import hio_er, random_start, support_from_autocorrelation
 from .formulations import CDIProblem, real_projection
 
-__all__ = ["TVPathResult", "energy_window", "hio_polish", "tv_path", "tv_path_restarts"]
+__all__ = [
+    "TVPathResult",
+    "distinct_basins",
+    "energy_window",
+    "hio_polish",
+    "tv_path",
+    "tv_path_restarts",
+]
 
 
 def energy_window(
@@ -240,6 +247,8 @@ def tv_path_restarts(
     abort_stages: int = 2,
     accept_misfit: float = 1e-6,
     exits: Sequence[int] | None = None,
+    exit_tries: int = 8,
+    same_tv: float = 1e-4,
     hio_fallback: int = 0,
     generator: torch.Generator | None = None,
     **options: Any,
@@ -260,13 +269,16 @@ def tv_path_restarts(
 
     ``exits``: the loose levels (indices into ``loose_deltas``) whose estimates are sent to the
     tight stages, in this order; a level is only tried when no tight path from the levels before
-    it was accepted, each time for the candidates kept after that level (lowest TV first). The
-    default, every loose level from the last to the first, rescues objects whose later loose
-    levels lead into a stagnating basin (a smooth image, the moon: every candidate lands in one
-    basin at delta 3e-3 whose tight path stagnates at misfit 2e-5, while the estimates at 3e-2
-    or 1e-2 lead the tight path to the solution); the estimates of successful starts are
-    unchanged by the extra exits (they are only tried after every tight path from the last
-    level failed).
+    it was accepted. The first exit takes the candidates kept after its level (lowest TV
+    first); a later exit takes, of all candidates that ran its level, one per basin -- TVs
+    within a relative ``same_tv`` of a lower one count as the same basin (translates and the
+    twin have the same TV) -- at most ``exit_tries``, lowest TV first. The default, every loose
+    level from the last to the first, rescues objects whose lowest-TV loose basin stagnates (a
+    smooth image, the moon: most candidates fall into basins whose tight paths stagnate at
+    misfit 2e-5 to 2e-4 from every level, while a rarer basin of TV 3e-4 higher at delta 3e-2,
+    which the screen drops, leads the tight path to the solution). The estimates of
+    successful starts are unchanged by the extra exits (they are only tried after every tight
+    path from the first exit failed).
 
     Returns the result with the lowest final misfit; its ``tries`` lists per candidate, in draw
     order, ``(TVs at the loose levels it reached, misfit of its tight path from the first exit
@@ -288,6 +300,8 @@ def tv_path_restarts(
             f"screen must hold at most one count >= 1 per loose level, got {screen} for "
             f"{len(loose_deltas)} levels"
         )
+    if exit_tries < 1 or same_tv < 0:
+        raise ValueError(f"need exit_tries >= 1 and same_tv >= 0, got {exit_tries}, {same_tv}")
     nlev = len(loose_deltas)
     if exits is None:
         exits = tuple(range(nlev - 1, -1, -1)) or (-1,)
@@ -313,6 +327,7 @@ def tv_path_restarts(
     stage_logs: list[list[tuple[str, float | None, float, int, int]]] = [[] for _ in subs]
     alive = list(enumerate(subs))  # (candidate, current field); loose fields are complex
     kept: dict[int, list[tuple[int, torch.Tensor]]] = {}  # level -> candidates kept after it
+    ran: dict[int, list[tuple[int, torch.Tensor]]] = {}  # level -> all that ran it, TV order
     for j, d in enumerate(loose_deltas):
         nxt = []
         for k, f in alive:
@@ -321,7 +336,7 @@ def tv_path_restarts(
             nxt.append((k, f))
         nxt.sort(key=lambda kf: (tvs[kf[0]][-1], kf[0]))
         alive = nxt[: screen[j]] if j < len(screen) else nxt
-        kept[j] = alive
+        kept[j], ran[j] = alive, nxt
     if not loose_deltas:  # no loose stage: the (lifted) starts go to the tight stages as drawn
         kept[-1] = [(k, _lift(s, nudge, generator)) for k, s in alive]
     misfits: list[float | None] = [None] * len(subs)
@@ -329,7 +344,13 @@ def tv_path_restarts(
     best: TVPathResult | None = None
     done = False
     for lev in exits:
-        for k, lf in kept[lev]:
+        if lev == exits[0]:
+            cands = kept[lev]
+        else:
+            order = [k for k, _ in ran[lev]]
+            pick = set(distinct_basins(order, [tvs[k][lev] for k in order], same_tv)[:exit_tries])
+            cands = [(k, f) for k, f in ran[lev] if k in pick]
+        for k, lf in cands:
             logs = [st for st in stage_logs[k] if st[0] == "loose"][: lev + 1]
             res = _tight(
                 y,
@@ -375,6 +396,19 @@ def tv_path_restarts(
             pol.tight_runs = best.tight_runs
             best = pol
     return best
+
+
+def distinct_basins(ids: Sequence[int], regs: Sequence[float], rel: float) -> list[int]:
+    """``ids`` with one per basin, in order of increasing ``regs``: an id whose value is within a
+    relative ``rel`` of the last one kept is dropped (same TV: the same local minimum, or a
+    translate or twin of it)."""
+    out: list[int] = []
+    last = None
+    for i, r in sorted(zip(ids, regs), key=lambda ir: ir[1]):
+        if last is None or abs(r - last) > rel * abs(last):
+            out.append(i)
+            last = r
+    return out
 
 
 def hio_polish(

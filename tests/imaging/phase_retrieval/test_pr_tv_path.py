@@ -13,6 +13,7 @@ from ncvx_imaging.phase_retrieval import (
     tv_path,
     tv_path_restarts,
 )
+from ncvx_imaging.phase_retrieval.tv_path import distinct_basins
 
 
 @pytest.mark.parametrize("cplx", [False, True])
@@ -144,7 +145,7 @@ def test_tv_path_restarts_screen_keeps_the_lowest_tv():
     the unscreened runs (same draws)."""
     _, _, y, box, loose = _setup(True)
     start = random_start(loose, y.sqrt(), num=1, real=True, generator=torch.Generator())[0]
-    kw = dict(real=True, tries=5, maxit=8, fit_maxit=5, accept_misfit=0.0)
+    kw = dict(real=True, tries=5, maxit=8, fit_maxit=5, accept_misfit=0.0, exits=(2,))
     res = tv_path_restarts(
         y, box, start, screen=(3, 1), generator=torch.Generator().manual_seed(3), **kw
     )
@@ -165,8 +166,8 @@ def test_tv_path_restarts_screen_keeps_the_lowest_tv():
 
 def test_tv_path_restarts_exits_try_earlier_levels_only_after_failures():
     """Default exits (2, 1, 0): the tight stages run from the last loose level's survivors, then
-    (none accepted) from the survivors of the levels before, last first; with an accepting
-    level only the first tight path runs."""
+    (none accepted) from every candidate that ran the levels before (one per basin, at most
+    ``exit_tries``), last first; with an accepting level only the first tight path runs."""
     _, _, y, box, loose = _setup(True)
     start = random_start(loose, y.sqrt(), num=1, real=True, generator=torch.Generator())[0]
     kw = dict(real=True, tries=4, screen=(3, 2), maxit=6, fit_maxit=4)
@@ -180,10 +181,27 @@ def test_tv_path_restarts_exits_try_earlier_levels_only_after_failures():
             key=lambda k: fails.tries[k][0][2],
         )
     ]
-    assert [lev for lev, _, _ in fails.tight_runs] == [2, 2, 1, 1, 0, 0, 0]
     second = {k for k, t in enumerate(fails.tries) if len(t[0]) >= 2}
-    assert len(second) == 3 and {k for lev, k, _ in fails.tight_runs if lev == 1} < second
-    assert {k for lev, k, _ in fails.tight_runs if lev == 0} == second
+    assert len(second) == 3
+    assert [lev for lev, _, _ in fails.tight_runs] == [2, 2, 1, 1, 1, 0, 0, 0, 0]
+    assert [k for lev, k, _ in fails.tight_runs if lev == 1] == sorted(
+        second, key=lambda k: fails.tries[k][0][1]
+    )
+    assert [k for lev, k, _ in fails.tight_runs if lev == 0] == sorted(
+        range(4), key=lambda k: fails.tries[k][0][0]
+    )
+    capped = tv_path_restarts(
+        y,
+        box,
+        start,
+        accept_misfit=0.0,
+        exit_tries=1,
+        generator=torch.Generator().manual_seed(5),
+        **kw,
+    )
+    assert [r[:2] for r in capped.tight_runs] == [r[:2] for r in fails.tight_runs[:3]] + [
+        fails.tight_runs[5][:2]
+    ]
     best = min(fails.tight_runs, key=lambda r: r[2])
     assert (fails.exit, fails.chosen, fails.misfit) == (best[0], best[1], pytest.approx(best[2]))
     assert [s[0] for s in fails.stages].count("loose") == fails.exit + 1
@@ -209,6 +227,14 @@ def test_tv_path_restarts_exits_try_earlier_levels_only_after_failures():
     assert len(first.tight_runs) == 1 and first.exit == 2
 
 
+def test_distinct_basins_keeps_one_per_tv_value():
+    ids = [4, 1, 7, 2, 9]
+    regs = [0.2577, 0.2570, 0.25702, 0.2582, 0.25701]
+    assert distinct_basins(ids, regs, 1e-3) == [1, 4, 2]
+    assert distinct_basins(ids, regs, 0.0) == [1, 9, 7, 4, 2]
+    assert distinct_basins([], [], 1e-3) == []
+
+
 def test_tv_path_restarts_rejects_bad_arguments():
     with pytest.raises(ValueError, match="tries"):
         tv_path_restarts(torch.ones(8, 8), (0, 0, 4, 4), torch.ones(8, 8), real=True, tries=0)
@@ -221,6 +247,8 @@ def test_tv_path_restarts_rejects_bad_arguments():
     for bad in ((), (3,), (1, 1)):
         with pytest.raises(ValueError, match="exits"):
             tv_path_restarts(torch.ones(8, 8), (0, 0, 4, 4), torch.ones(8, 8), real=True, exits=bad)
+    with pytest.raises(ValueError, match="exit_tries"):
+        tv_path_restarts(torch.ones(8, 8), (0, 0, 4, 4), torch.ones(8, 8), real=True, exit_tries=0)
 
 
 @pytest.mark.parametrize("real", [True, False])
