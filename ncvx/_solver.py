@@ -578,6 +578,7 @@ class BFGSSQP:
                 grad_phi=grad_phi,
                 hint=self._last_combination,
                 share=free is None and self.constrained,
+                decide_below=self.opts.opt_tol if point.feasible else None,
             )
             if res.combination is not None:
                 self._last_combination = res.combination
