@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -17,6 +18,7 @@ from ncvx.problem.evaluator import Evaluator
 from ncvx.problem.variables import VariableLayout
 from ncvx.qp import QPSolver
 from ncvx.stationarity import (
+    TERMINATION_LOOSE_TOL,
     measure_lower_bound,
     smooth_shortcut,
     stationarity,
@@ -170,6 +172,48 @@ class _FailingQP:
         if self.calls <= self.fail:
             raise QPBackendError("forced failure")
         return QP.solve(problem)
+
+
+class _LooseQP:
+    """Answers QPs asked with a loose tolerance of 1e-5 by a feasible point off the optimum
+    (reported with a residual of 5e-6); asked at its own tolerance, it solves them."""
+
+    loose_tol = 1e-6
+
+    def __init__(self) -> None:
+        self.asked: list[float | None] = []
+
+    def solve(self, problem, x0=None, *, key=None, loose_tol=None):
+        self.asked.append(loose_tol)
+        exact = QP.solve(problem)
+        if loose_tol is None or loose_tol <= self.loose_tol:
+            return exact
+        x = 0.5 * exact.x + 0.5 * np.clip(0.0, problem.lb, problem.ub)  # in the box, not optimal
+        if problem.A is not None:  # back onto the equality row through the objective weights
+            a = problem.A[0]
+            x = x + a * (float(problem.b[0]) - float(a @ x)) / float(a @ a)
+        return dataclasses.replace(exact, x=x, kkt=5e-6, status="inaccurate")
+
+
+def test_a_loose_termination_answer_does_not_certify():
+    """Answers accepted at ``TERMINATION_LOOSE_TOL`` set the measure unless they would stop the
+    run (``decide_below``): then the QP is solved again at the solver's own tolerance."""
+    point = _point(lambda x: ((x**2).sum(), None, None), torch.tensor([1.0, -2.0], dtype=F64))
+    H = torch.eye(2, dtype=F64)
+    grad = point.ev.grad_f
+    samples = torch.stack([grad, -0.5 * grad, 0.8 * grad])[:, None, :]  # 0 in their hull
+    exact = stationarity(point, samples, lambda v: H @ v, QP)
+    assert exact.value < 1e-10
+    far = _LooseQP()
+    loose = stationarity(point, samples, lambda v: H @ v, far)
+    assert far.asked == [TERMINATION_LOOSE_TOL] and loose.value > 1e-3  # the loose answer
+    near = _LooseQP()
+    res = stationarity(point, samples, lambda v: H @ v, near, decide_below=1.0)
+    assert near.asked == [TERMINATION_LOOSE_TOL, None]
+    assert res.value == pytest.approx(exact.value, abs=1e-12)
+    not_decisive = _LooseQP()
+    stationarity(point, samples, lambda v: H @ v, not_decisive, decide_below=1e-6)
+    assert not_decisive.asked == [TERMINATION_LOOSE_TOL]
 
 
 def test_stationarity_qp_fallbacks():
