@@ -29,7 +29,9 @@ outer ring (:func:`ring_mass`, the ``"trim"`` test) *and* stage 2's kernel still
 support (:func:`estimate_support` equal to it) do both rerun at the specified size. Then the
 blur's extent is estimated from the kernel itself (:func:`estimate_support`: bounding box of the kernel's pieces
 with at least 2 % of the mass) and, when that is at least 2 px smaller than the support in use,
-stages 1 and 2 run again with the estimated support. The double-DIP warm start, not the later
+stages 1 and 2 run again with the estimated support; that rerun is kept only if its kernel is
+not shorter than the estimate (session 7: a shorter one means the tighter start found another
+blur, as on the clock photograph). The double-DIP warm start, not the later
 stages, is what an over-sized support spoils (measured: the same warm start gives the same answer
 with the alternating stage at 13, 15 or 17 px; a warm start at 15 px for a 13-px blur loses
 1.2 dB), so the refit goes back to stage 1.
