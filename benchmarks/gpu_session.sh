@@ -12,7 +12,9 @@
 #   2. the `scale` suite on cuda and on the machine's CPU (all cores) — issue #3, item 5;
 #   3. the symmetry-breaking experiment at 1e6 samples — issue #5, item 5;
 #   4. the deblurring GPU tier (256², 127x127 kernel) — issue #6, item 5;
-#   5. the `constraints` suite on cuda (one run each, short per-run limit) — issue #3, item 5.
+#   5. the `constraints` suite on cuda (one run each, short per-run limit) — issue #3, item 5;
+#   6. a profile of one constraint-heavy case on cuda and on the host CPU (PROF_CASE, default
+#      cnn-unfolded: 14 s on the H200 in session 3, > 50 s on the H100 in session 7).
 # A step whose limit is 0 (T_SYM=0, ...) is skipped.
 # DRY=1 runs the same plumbing on the CPU at toy sizes (to check the script before a lease).
 # At most 8 files come back from $OUT: one log plus the JSON records and the deblurring arrays.
@@ -22,12 +24,12 @@ mkdir -p "$OUT"
 LOG="$OUT/log.txt"
 if [ "${DRY:-0}" = 1 ]; then
   DEV=cpu SCALE_P=tv-1e4 SYM_ARGS="--sizes 2e4 --steps 200" DEBLUR_ARGS="--n 32 --spec 15"
-  CONS_P=svm-200
+  CONS_P=svm-200 PROF_CASE=${PROF_CASE:-svm-200}
 else
   DEV=cuda SCALE_P=tv-1e4,tv-1e5,tv-1e6 SYM_ARGS="--sizes 1e6" DEBLUR_ARGS=""
   CONS_P=svm-200,cnn-unfolded,cnn-folded,A3-n100,svm-1000
 fi
-export DEV SCALE_P
+export DEV SCALE_P PROF_CASE
 export PYTHONUNBUFFERED=1
 if [ -d .whl ] && [ "${DRY:-0}" != 1 ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -37,7 +39,7 @@ else
   export PYTHONPATH=$PWD
 fi
 T_TESTS=${T_TESTS:-70} T_SCALE=${T_SCALE:-130} T_SYM=${T_SYM:-80} T_DEBLUR=${T_DEBLUR:-150}
-T_CONS=${T_CONS:-150}
+T_CONS=${T_CONS:-150} T_PROF=${T_PROF:-120} PROF_CASE=${PROF_CASE:-cnn-unfolded}
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   nproc
@@ -71,4 +73,10 @@ echo "== 5 constraints suite on $DEV" | tee -a "$LOG"
 [ "$T_CONS" -gt 0 ] && timeout "$T_CONS" python3 -m benchmarks.run --suite constraints --device "$DEV" --repeats 1 \
   --threads 0 --timeout 50 --problems "$CONS_P" \
   --out "$OUT/constraints_gpu.json" 2>&1 | tail -12 | tee -a "$LOG"
+echo "== 6 profile of $PROF_CASE ($DEV, then cpu)" | tee -a "$LOG"
+[ "$T_PROF" -gt 0 ] && timeout "$T_PROF" bash -c '
+python3 -m benchmarks.profile_case --case "$PROF_CASE" --device "$DEV" --maxit 10 --top 30
+python3 -m benchmarks.profile_case --case "$PROF_CASE" --device cpu --maxit 10 --top 15
+' > "$OUT/profile.txt" 2>&1
+head -3 "$OUT/profile.txt" | tee -a "$LOG"
 echo "== done" | tee -a "$LOG"
