@@ -77,6 +77,9 @@ class ModuleBinding:
         if self.n == 0:
             raise ProblemError("the nn.Module has no parameters: there is nothing to optimise")
         self._requires_grad = [p.requires_grad for p in self.params]
+        #: bumped by every :meth:`bind`: the parameters are overwritten in place, so an earlier
+        #: evaluation's autograd graph is stale once this has moved on
+        self.generation = 0
         offsets = [0]
         for p in self.params[:-1]:
             offsets.append(offsets[-1] + p.numel())
@@ -89,6 +92,7 @@ class ModuleBinding:
         )
 
     def bind(self, x: torch.Tensor, requires_grad: bool) -> tuple[list[torch.Tensor], Any]:
+        self.generation += 1
         offset = 0
         with torch.no_grad():
             for p in self.params:

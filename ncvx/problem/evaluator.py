@@ -247,9 +247,20 @@ class Evaluator:
         ce = self._cat_values(ce_list)
         f_val, ci, ce = self._scale_values(f_val, ci, ce)
         outputs = [f_t.reshape(1), *ci_list, *ce_list]
+        generation = getattr(self.binding, "generation", None)
+
+        def graph() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+            """This point's outputs and inputs; evaluated again when the binding has overwritten
+            the inputs in place since (an ``nn.Module``'s parameters, see ModuleBinding)."""
+            if generation is None or self.binding.generation == generation:
+                return outputs, inputs
+            again, arg = self.binding.bind(x, requires_grad=True)
+            with torch.enable_grad():
+                f2, ci2, ce2 = self._unpack_autograd(self._call_user(arg, False), False)
+            return [f2.reshape(1), *ci2, *ce2], again
 
         def pending() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            return self._gradients(outputs, inputs)
+            return self._gradients(*graph())
 
         directional = None
         if ci.numel() + ce.numel() >= WEIGHTED_MIN_ROWS:
@@ -257,7 +268,7 @@ class Evaluator:
             def directional(
                 w_i: torch.Tensor, w_e: torch.Tensor
             ) -> tuple[torch.Tensor, torch.Tensor]:
-                return self._weighted_gradients(outputs, inputs, w_i, w_e)
+                return self._weighted_gradients(*graph(), w_i, w_e)
 
         return Evaluation(x=x, f=f_val, ci=ci, ce=ce, _pending=pending, _weighted=directional)
 

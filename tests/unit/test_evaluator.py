@@ -320,13 +320,9 @@ def test_module_binding_restores_requires_grad_flags():
     assert [p.requires_grad for p in net.parameters()] == flags
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with ModuleBinding, Evaluations share the module's parameters: evaluate(x2) "
-    "overwrites them in place, so ensure_gradients() on an earlier evaluation fails "
-    "(autograd in-place version error) although the Evaluation promises lazy gradients",
-)
 def test_module_binding_lazy_gradients_survive_a_later_evaluation(tol):
+    """The module's parameters are overwritten in place by a later evaluation: the earlier one's
+    gradients are then computed from a fresh evaluation at its own point."""
     net = _Net()
     binding = ModuleBinding(net)
     evaluator = Evaluator(_module_fn, binding, dtype=F64, device=CPU)
