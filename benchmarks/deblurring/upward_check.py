@@ -13,6 +13,9 @@ than its support and the 3/4 kernel spans all of its own). Two modes:
 ``run``: the whole ``"fit"`` pipeline with the check (records ``results/upward_check/<case>.json``);
 ``extents``: only stages 1-2 at 3/4 of the size for every case of the sets (the kernel extent
 there; ``results/upward_check/extents.jsonl``), to see offline which cases a rule would switch.
+``agreement``: stages 1-2 at the half and at 3/4 of the size for the named cases, and the
+normalised cross-correlation (maximum over shifts) of the two kernels with each other and with
+the true kernel (``results/upward_check/agreement.jsonl``).
 CASE names are ``blind_choice.case_name`` (e.g. ``astronaut-shake13_17-13-0.01-s2``).
 """
 
@@ -24,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 import benchmarks.deblurring.blind_choice as bc
 import ncvx_imaging.deblurring.pipeline as pm
@@ -126,9 +130,41 @@ def extents(sets: list[str]) -> None:
             print(json.dumps(rec), flush=True)
 
 
+def kernel_agreement(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Maximum over integer shifts of ``<a, shifted b> / (|a| |b|)`` for two square kernels."""
+    big, small = (a, b) if a.shape[0] >= b.shape[0] else (b, a)
+    p = small.shape[0] - 1
+    c = F.conv2d(F.pad(big[None, None], (p, p, p, p)), small[None, None])
+    return float(c.max() / (big.norm() * small.norm()))
+
+
+def _stage(y: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
+    torch.manual_seed(0)
+    w = double_dip_naive(y, size, iters=1500, seed=0, stop_mse=sigma**2)
+    return pm.blind_deblur_am(y, size, sigma, 1.0, outer=8, x0=w.x.to(y).clamp(0, 1),
+                              k0=w.k.to(y) / w.k.sum()).k
+
+
+def agreement(names: list[str]) -> None:
+    cases = {bc.case_name(c): c for s in bc.SETS.values() for c in s}
+    cases.update({bc.case_name(bc.exact_size(c)): bc.exact_size(c) for c in list(cases.values())})
+    OUT.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        c = cases[n]
+        P = _problem(c)
+        h, m = _odd(c[2] / 2), _odd(0.75 * c[2])
+        kh, km = _stage(P.y, h, c[3]), _stage(P.y, m, c[3])
+        rec = {"case": n, "h": h, "m": m, "e_h": pm.estimate_support(kh),
+               "e_m": pm.estimate_support(km), "ncc": kernel_agreement(kh, km),
+               "ncc_true_h": kernel_agreement(kh, P.k), "ncc_true_m": kernel_agreement(km, P.k)}
+        with open(OUT / "agreement.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        print(json.dumps(rec), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["run", "extents"])
+    ap.add_argument("mode", choices=["run", "extents", "agreement"])
     ap.add_argument("cases", nargs="*")
     ap.add_argument("--set", action="append", choices=list(bc.SETS), default=[])
     ap.add_argument("--rule", choices=["longer", "disagree"], default="longer")
@@ -136,6 +172,8 @@ def main() -> None:
     torch.set_num_threads(1)
     if args.mode == "run":
         run(args.cases, args.rule)
+    elif args.mode == "agreement":
+        agreement(args.cases)
     else:
         extents(args.set)
 
