@@ -63,7 +63,6 @@ class LBFGS:
         self.damping = damping
         self.gamma = 1.0
         self._gamma_set = False
-        self._dtype, self._device = dtype, device
         rows = max(memory, 0)
         # ring buffers: slot i holds a pair; self._order lists the filled slots, oldest first
         self._S_buf = torch.zeros(rows, n, dtype=dtype, device=device)  # (memory, n)
