@@ -406,3 +406,19 @@ def test_in_place_and_explicit_dense_updates_agree(monkeypatch):
         assert torch.equal(H0, torch.eye(30, dtype=torch.float64))  # never changed in place
         out.append(H.H)
     torch.testing.assert_close(out[0], out[1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.cuda
+def test_lbfgs_ring_buffers_on_cuda():
+    """Ring buffers and the compact form on a CUDA device: the CPU's operator."""
+    g = torch.Generator().manual_seed(5)
+    cpu, gpu = LBFGS(300, 5), LBFGS(300, 5, device="cuda")
+    for _ in range(12):  # wraps the ring twice
+        s = torch.randn(300, generator=g, dtype=torch.float64)
+        y = s + 0.3 * torch.randn(300, generator=g, dtype=torch.float64)
+        cpu.update(s, y)
+        gpu.update(s.cuda(), y.cuda())
+    V = torch.randn(300, 4, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(gpu.apply(V.cuda()).cpu(), cpu.apply(V), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(gpu.apply(V[:, 0].cuda()).cpu(), cpu.apply(V[:, 0]))
+    torch.testing.assert_close(gpu.state()["S"].cpu(), cpu.state()["S"])

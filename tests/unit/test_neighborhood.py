@@ -220,3 +220,24 @@ def test_sample_set_answers_without_gathering():
             torch.testing.assert_close(norms, exact_norms, rtol=1e-14, atol=0)
         else:
             assert bool((full[:, :, ~mask] == 0).all())
+
+
+@pytest.mark.cuda
+def test_pruned_neighbours_and_lazy_samples_on_cuda():
+    """The same near sets, inner products and row norms on a CUDA device as on the CPU."""
+    cuda = torch.device("cuda")
+    g = torch.Generator().manual_seed(11)
+    caches = {
+        dev: NeighborhoodCache(capacity=40, radius=0.3) for dev in ("cpu", "cuda")
+    }
+    x = torch.zeros(2000, dtype=F64)  # 40 x 2000 entries: above the exact-distance size
+    for k in range(60):
+        x = x + (0.01 if k % 4 else 2.0) * torch.randn(2000, generator=g, dtype=F64) / 45
+        grads = torch.randn(3, 2000, generator=g, dtype=F64)
+        caches["cpu"].push(x, grads)
+        caches["cuda"].push(x.to(cuda), grads.to(cuda))
+        v = torch.randn(2000, generator=g, dtype=F64)
+        near_cpu, near_gpu = caches["cpu"].near(x), caches["cuda"].near(x.to(cuda))
+        assert near_gpu.slots.tolist() == near_cpu.slots.tolist()
+        torch.testing.assert_close(near_gpu.inner(v.to(cuda)).cpu(), near_cpu.inner(v))
+        torch.testing.assert_close(near_gpu.row_norms().cpu(), near_cpu.row_norms())
