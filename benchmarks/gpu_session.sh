@@ -40,6 +40,8 @@ else
 fi
 T_TESTS=${T_TESTS:-70} T_SCALE=${T_SCALE:-130} T_SYM=${T_SYM:-80} T_DEBLUR=${T_DEBLUR:-150}
 T_CONS=${T_CONS:-150} T_PROF=${T_PROF:-120} PROF_CASE=${PROF_CASE:-cnn-unfolded}
+PROF_MAXIT=${PROF_MAXIT:-10}
+export PROF_MAXIT
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   nproc
@@ -75,8 +77,8 @@ echo "== 5 constraints suite on $DEV" | tee -a "$LOG"
   --out "$OUT/constraints_gpu.json" 2>&1 | tail -12 | tee -a "$LOG"
 echo "== 6 profile of $PROF_CASE ($DEV, then cpu)" | tee -a "$LOG"
 [ "$T_PROF" -gt 0 ] && timeout "$T_PROF" bash -c '
-python3 -m benchmarks.profile_case --case "$PROF_CASE" --device "$DEV" --maxit 10 --top 30
-python3 -m benchmarks.profile_case --case "$PROF_CASE" --device cpu --maxit 10 --top 15
+python3 -m benchmarks.profile_case --case "$PROF_CASE" --device "$DEV" --maxit "$PROF_MAXIT" --top 30 --qp-log
+python3 -m benchmarks.profile_case --case "$PROF_CASE" --device cpu --maxit "$PROF_MAXIT" --top 15 --qp-log
 ' > "$OUT/profile.txt" 2>&1
-head -3 "$OUT/profile.txt" | tee -a "$LOG"
+grep -E "iterations in|^QPs:|^iteration seconds" "$OUT/profile.txt" | tee -a "$LOG"
 echo "== done" | tee -a "$LOG"

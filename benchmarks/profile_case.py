@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--maxit", type=int, default=15)
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument(
+        "--qp-log", action="store_true",
+        help="also print every QP's size, seconds and answering rung, and per-iteration seconds",
+    )
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -50,6 +54,19 @@ def main(argv: list[str] | None = None) -> None:
         setattr(warm, k, v)
     warm.maxit = 2
     pygranso(var_spec=var_spec, combined_fn=fn, user_opts=warm)  # CUDA / import set-up
+    qp_log = _log_qps() if args.qp_log else None
+    iter_times: list[float] = []
+    if args.qp_log:
+        last = [0.0]
+
+        def _tick(*_args: object) -> bool:
+            now = time.perf_counter()
+            iter_times.append(now - last[0])
+            last[0] = now
+            return False
+
+        o.halt_log_fn = _tick
+        last[0] = time.perf_counter()
     prof = cProfile.Profile()
     start = time.perf_counter()
     prof.enable()
@@ -58,11 +75,39 @@ def main(argv: list[str] | None = None) -> None:
     wall = time.perf_counter() - start
     print(f"{args.case} on {args.device}: {soln.iters} iterations in {wall:.2f} s "
           f"(f {float(soln.final.f):.10g})")
+    if qp_log is not None:
+        _print_qp_log(qp_log, iter_times)
     for order, pattern in (("tottime", ""), ("cumulative", "ncvx")):
         out = io.StringIO()
         stats = pstats.Stats(prof, stream=out).sort_stats(order)
         stats.print_stats(pattern, args.top) if pattern else stats.print_stats(args.top)
         print(out.getvalue())
+
+
+def _log_qps() -> list[tuple[int, float, str]]:
+    """Wrap :meth:`ncvx.qp.solver.QPSolver.solve` to record (size, seconds, rung) per QP."""
+    from ncvx.qp import solver as qp_solver
+
+    log: list[tuple[int, float, str]] = []
+    inner = qp_solver.QPSolver.solve
+
+    def solve(self, problem, *args, **kwargs):
+        start = time.perf_counter()
+        out = inner(self, problem, *args, **kwargs)
+        log.append((int(problem.P.shape[0]), time.perf_counter() - start,
+                    f"{out.backend} {out.status} a{out.attempts}"))
+        return out
+
+    qp_solver.QPSolver.solve = solve
+    return log
+
+
+def _print_qp_log(log: list[tuple[int, float, str]], iter_times: list[float]) -> None:
+    total = sum(t for _, t, _ in log)
+    print(f"QPs: {len(log)} in {total:.2f} s")
+    for size, seconds, rung in log:
+        print(f"  qp size {size:6d}  {seconds * 1e3:9.1f} ms  {rung}")
+    print("iteration seconds: " + " ".join(f"{t:.3f}" for t in iter_times))
 
 
 if __name__ == "__main__":
