@@ -141,6 +141,8 @@ def hio_er(
         raise ValueError(f"x0 must end with {tuple(support.shape)}, got {tuple(x0.shape)}")
     if nonnegative and not real:
         raise ValueError("nonnegative requires real")
+    if hio_iters < 0 or er_iters < 0 or hio_iters + er_iters < 1:
+        raise ValueError(f"need at least one iteration, got hio {hio_iters}, er {er_iters}")
     support = support.to(torch.bool)
     cdt = complex_dtype_for(magnitudes.dtype)
     g = x0.to(cdt)

@@ -68,7 +68,8 @@ class TVPathResult:
     loose level (index into the loose deltas) the tight stages started from (-1: no loose
     stage); ``tight_runs``: per tight path tried, ``(exit level, candidate, final misfit)``, in
     the order tried; ``hio``: the estimate comes from the HIO fallback (:func:`hio_polish`), not
-    from the ncvx path."""
+    from the ncvx path; ``path``: when the fallback replaced the path's answer, that answer (the
+    ncvx-alone result, kept so both can be scored), else ``None``."""
 
     field: torch.Tensor
     loose: torch.Tensor
@@ -80,6 +81,7 @@ class TVPathResult:
     exit: int = -1
     tight_runs: list[tuple[int, int, float]] = field(default_factory=list)
     hio: bool = False
+    path: TVPathResult | None = None
 
 
 def _lift(img: torch.Tensor, nudge: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -249,7 +251,8 @@ def tv_path_restarts(
     exits: Sequence[int] | None = None,
     exit_tries: int = 8,
     same_tv: float = 1e-4,
-    hio_fallback: int = 0,
+    hio_fallback: int = 1000,
+    hio_starts: int = 8,
     generator: torch.Generator | None = None,
     **options: Any,
 ) -> TVPathResult:
@@ -287,9 +290,15 @@ def tv_path_restarts(
     at most ``tries`` first loose levels, ``screen[j]`` runs of level ``j + 1`` and one tight
     run per exit level and candidate kept there.
 
-    ``hio_fallback > 0``: when no candidate reaches ``accept_misfit``, the best one goes through
-    :func:`hio_polish` with that many HIO iterations on its tight window (a classical
-    projection stage, not ncvx; the result then has ``hio = True``). Off by default.
+    ``hio_fallback > 0`` (default 1000): when no candidate reaches ``accept_misfit``, the best
+    one goes through :func:`hio_polish` with that many HIO iterations on its tight window, from
+    its field and ``hio_starts - 1`` random fields (a classical projection stage, not ncvx), and
+    the answer with the lower data misfit is returned -- a choice made from the measurements
+    and the support alone. When the fallback wins, the result has ``hio = True`` and ``path``
+    holds the ncvx-alone answer. Successful paths never run it (their estimates are unchanged);
+    it makes the pipeline degrade gracefully on textured objects, where the TV formulation
+    itself fails (astronaut, text, coins: see ``docs/phase-retrieval.md``). ``hio_fallback=0``:
+    ncvx alone.
     """
     _check(y, start)
     if tries < 1:
@@ -299,6 +308,10 @@ def tv_path_restarts(
         raise ValueError(
             f"screen must hold at most one count >= 1 per loose level, got {screen} for "
             f"{len(loose_deltas)} levels"
+        )
+    if hio_fallback < 0 or hio_starts < 1:
+        raise ValueError(
+            f"need hio_fallback >= 0 and hio_starts >= 1, got {hio_fallback}, {hio_starts}"
         )
     if exit_tries < 1 or same_tv < 0:
         raise ValueError(f"need exit_tries >= 1 and same_tv >= 0, got {exit_tries}, {same_tv}")
@@ -387,13 +400,14 @@ def tv_path_restarts(
             best,
             real=real,
             hio_iters=hio_fallback,
+            starts=hio_starts,
             fit_maxit=fit_maxit,
             generator=generator,
             **options,
         )
         if pol.misfit < best.misfit:
             pol.tries, pol.chosen, pol.exit = best.tries, best.chosen, best.exit
-            pol.tight_runs = best.tight_runs
+            pol.tight_runs, pol.path = best.tight_runs, best
             best = pol
     return best
 
@@ -416,27 +430,42 @@ def hio_polish(
     result: TVPathResult,
     *,
     real: bool,
-    hio_iters: int = 300,
+    hio_iters: int = 1000,
     er_iters: int = 100,
+    starts: int = 8,
     fit_maxit: int = 600,
     nudge: float = 1e-2,
     generator: torch.Generator | None = None,
     **options: Any,
 ) -> TVPathResult:
     """HIO + ER (Fienup 1982; fixed support: ``result``'s tight window, real ``>= 0`` for real
-    objects) from ``result.field``, then the lifted ncvx fit on that window (start nudged by
-    ``nudge * max`` imaginary noise for real objects) and :func:`real_projection`.
+    objects) from ``result.field`` and ``starts - 1`` random fields on the window (one batched
+    run, :func:`random_start` from ``generator``); the run with the lowest final HIO/ER misfit
+    goes on to the lifted ncvx fit on that window (start nudged by ``nudge * max`` imaginary
+    noise for real objects) and :func:`real_projection`.
 
     A final stage for objects whose TV path stalls (textured images): the phasing is then HIO's,
-    which on the exact tight support succeeds from almost any start; ``hio = True`` marks it.
+    which on the exact tight support succeeds from most starts (complex objects and text from
+    about half, hence the several starts); ``hio = True`` marks it.
     """
+    if starts < 1 or hio_iters + er_iters < 1:
+        raise ValueError(
+            f"need starts >= 1 and hio_iters + er_iters >= 1, got {starts}, "
+            f"{hio_iters} + {er_iters}"
+        )
     r, c, h, w = result.window
     sup = torch.zeros(y.shape, dtype=torch.bool, device=y.device)
     sup[r : r + h, c : c + w] = True
+    mags = y.clamp_min(0).sqrt()
+    x0 = result.field[None]
+    if starts > 1:
+        more = random_start(sup, mags, num=starts - 1, real=real, generator=generator)
+        cdt = torch.promote_types(x0.dtype, more.dtype)
+        x0 = torch.cat([x0.to(cdt), more.to(cdt)])
     ph = hio_er(
-        y.clamp_min(0).sqrt(),
+        mags,
         sup,
-        result.field[None],
+        x0,
         real=real,
         nonnegative=real,
         hio_iters=hio_iters,
@@ -446,7 +475,8 @@ def hio_polish(
     opts = _options(options)
     opts["opt_tol"] = min(float(opts["opt_tol"]), 1e-14)
     tight = CDIProblem(y, (r, c, h, w), real=False, nonnegative=False)
-    v = tight.variables(_lift(ph.x[0][r : r + h, c : c + w], nudge, generator))
+    best = int(ph.history[-1].argmin())
+    v = tight.variables(_lift(ph.x[best][r : r + h, c : c + w], nudge, generator))
     stages = list(result.stages)
     if fit_maxit > 0:
         res = ncvx.solve(tight.fit_fn(), v, maxit=fit_maxit, **opts)

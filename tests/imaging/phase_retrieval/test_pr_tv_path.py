@@ -1,5 +1,7 @@
 """The lifted TV-discrepancy path (``tv_path``) and its window locator (``energy_window``)."""
 
+import importlib
+
 import pytest
 import torch
 
@@ -13,7 +15,11 @@ from ncvx_imaging.phase_retrieval import (
     tv_path,
     tv_path_restarts,
 )
+from ncvx_imaging.phase_retrieval.cdi_baselines import PhasingResult, hio_er
 from ncvx_imaging.phase_retrieval.tv_path import distinct_basins
+
+# the package exports the function ``tv_path``, which shadows the module of that name
+tv_path_module = importlib.import_module("ncvx_imaging.phase_retrieval.tv_path")
 
 
 @pytest.mark.parametrize("cplx", [False, True])
@@ -113,7 +119,7 @@ def test_tv_path_restarts_tries_lowest_tv_first(real):
     _, _, y, box, loose = _setup(real)
     gen = torch.Generator().manual_seed(1)
     start = random_start(loose, y.sqrt(), num=1, real=real, generator=gen)[0]
-    kw = dict(real=real, tries=3, screen=(), maxit=10, fit_maxit=10)
+    kw = dict(real=real, tries=3, screen=(), maxit=10, fit_maxit=10, hio_fallback=0)
     first = tv_path_restarts(
         y, box, start, accept_misfit=float("inf"), generator=torch.Generator().manual_seed(2), **kw
     )
@@ -145,7 +151,9 @@ def test_tv_path_restarts_screen_keeps_the_lowest_tv():
     the unscreened runs (same draws)."""
     _, _, y, box, loose = _setup(True)
     start = random_start(loose, y.sqrt(), num=1, real=True, generator=torch.Generator())[0]
-    kw = dict(real=True, tries=5, maxit=8, fit_maxit=5, accept_misfit=0.0, exits=(2,))
+    kw = dict(
+        real=True, tries=5, maxit=8, fit_maxit=5, accept_misfit=0.0, exits=(2,), hio_fallback=0
+    )
     res = tv_path_restarts(
         y, box, start, screen=(3, 1), generator=torch.Generator().manual_seed(3), **kw
     )
@@ -170,7 +178,7 @@ def test_tv_path_restarts_exits_try_earlier_levels_only_after_failures():
     ``exit_tries``), last first; with an accepting level only the first tight path runs."""
     _, _, y, box, loose = _setup(True)
     start = random_start(loose, y.sqrt(), num=1, real=True, generator=torch.Generator())[0]
-    kw = dict(real=True, tries=4, screen=(3, 2), maxit=6, fit_maxit=4)
+    kw = dict(real=True, tries=4, screen=(3, 2), maxit=6, fit_maxit=4, hio_fallback=0)
     fails = tv_path_restarts(
         y, box, start, accept_misfit=0.0, generator=torch.Generator().manual_seed(5), **kw
     )
@@ -272,15 +280,63 @@ def test_hio_polish_phases_on_the_tight_window(real):
     assert res.stages[-1][0] == "hio+fit"
 
 
+def test_hio_polish_keeps_the_lowest_misfit_run(monkeypatch):
+    """Of the batched HIO runs the one with the lowest final misfit goes on to the fit: with a
+    stub HIO whose third run is the object and the others garbage, the result is the object."""
+    obj, ff, y, _, _ = _setup(True)
+    r, c = ff.offset
+    truth = ff.pad(obj)
+    seen = {}
+
+    def stub(mags, sup, x0, **kw):
+        seen["n"] = x0.shape[0]
+        x = torch.rand(x0.shape, dtype=torch.float64, generator=torch.Generator()) * sup
+        x[2] = truth
+        hist = torch.full((1, x0.shape[0]), 0.5, dtype=torch.float64)
+        hist[0, 2] = 0.0
+        return PhasingResult(x=x, support=sup.expand(x.shape), history=hist)
+
+    monkeypatch.setattr(tv_path_module, "hio_er", stub)
+    start = torch.zeros(y.shape, dtype=torch.float64)
+    bad = TVPathResult(field=start, loose=start.to(torch.complex128), window=(r, c, 8, 8), misfit=1)
+    res = hio_polish(y, bad, real=True, starts=4, fit_maxit=20, generator=torch.Generator())
+    assert seen["n"] == 4  # the result's field and 3 random fields
+    assert float(align_fourier(res.field, truth)[1]) < 1e-6 and res.misfit < 1e-10
+    with pytest.raises(ValueError, match="starts"):
+        hio_polish(y, bad, real=True, starts=0)
+
+
+def test_hio_er_rejects_zero_iterations():
+    m = torch.ones(8, 8, dtype=torch.float64)
+    with pytest.raises(ValueError, match="at least one iteration"):
+        hio_er(m, m > 0, m[None], hio_iters=0, er_iters=0)
+
+
 def test_tv_path_restarts_hio_fallback_only_when_the_path_fails():
+    """The fallback (on by default) runs only when no candidate is accepted, and its answer is
+    kept only when its data misfit is lower; the ncvx-alone answer is then kept in ``path``."""
     _, _, y, box, loose = _setup(True)
     start = random_start(loose, y.sqrt(), num=1, real=True, generator=torch.Generator())[0]
-    kw = dict(real=True, tries=2, screen=(), maxit=5, fit_maxit=5, hio_fallback=50)
+    kw = dict(real=True, tries=2, screen=(), maxit=5, fit_maxit=5, hio_fallback=50, hio_starts=2)
     never = tv_path_restarts(y, box, start, accept_misfit=float("inf"), **kw)
-    assert not never.hio  # the first candidate is accepted: no fallback
-    fails = tv_path_restarts(y, box, start, accept_misfit=0.0, **kw)
-    plain = tv_path_restarts(y, box, start, accept_misfit=0.0, **{**kw, "hio_fallback": 0})
-    assert not plain.hio
+    assert not never.hio and never.path is None  # the first candidate is accepted
+    fails = tv_path_restarts(  # same draws: the fallback draws after the path
+        y, box, start, accept_misfit=0.0, generator=torch.Generator().manual_seed(4), **kw
+    )
+    plain = tv_path_restarts(
+        y,
+        box,
+        start,
+        accept_misfit=0.0,
+        generator=torch.Generator().manual_seed(4),
+        **{**kw, "hio_fallback": 0},
+    )
+    assert not plain.hio and plain.path is None
     assert fails.misfit <= plain.misfit
     assert fails.hio == (fails.misfit < plain.misfit)
+    assert fails.hio  # on this small object HIO phases where 5 iterations of the path do not
+    assert fails.path is not None and fails.path.misfit == plain.misfit
+    assert torch.allclose(fails.path.field, plain.field)
     assert len(fails.tries) == 2
+    with pytest.raises(ValueError, match="hio_starts"):
+        tv_path_restarts(y, box, start, real=True, hio_starts=0)
