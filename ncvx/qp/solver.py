@@ -322,9 +322,87 @@ SMALL_QP = 0
 #: (beyond it the dense ladder costs minutes per QP and a failure is reported instead).
 DENSE_FALLBACK_MAX = 6000
 
+#: Box-only QPs at least this large first try :func:`box_newton` (one Cholesky factorization,
+#: then active-set rounds by triangular solves) before any backend: the steering QPs of a
+#: soft-margin SVM with 1000 samples have all but 1–40 multipliers strictly inside their box,
+#: and a factorization of the 1000 × 1000 Gram matrix costs 15 ms where PIQP took 90–110 ms
+#: (CPU, one thread).
+NEWTON_MIN_SIZE = 256
+#: Active-set rounds of :func:`box_newton` before it leaves the QP to the backends.
+NEWTON_ROUNDS = 30
+
 #: One-variable QPs without an equality row (the steering QP of a problem with one constraint)
 #: are answered in closed form, with no backend call (tests switch it off to reach backends).
 ONE_VARIABLE_CLOSED_FORM = True
+
+
+def box_newton(
+    P: np.ndarray, q: np.ndarray, lb: np.ndarray, ub: np.ndarray, rounds: int = NEWTON_ROUNDS
+) -> np.ndarray | None:
+    """``argmin ½ xᵀPx + qᵀx`` on the box ``[lb, ub]`` by guessing the active bounds, for a
+    positive definite ``P`` and an answer with few of them.
+
+    One Cholesky factorization of ``P`` gives the stationary point ``x₀ = -P⁻¹q``. Each round
+    fixes the free coordinates that left the box at the bound they crossed and frees the fixed
+    ones whose multiplier has the wrong sign; the point with the set ``A`` fixed at ``v`` is
+    ``x₀ - W λ`` with ``W = P⁻¹E_A`` (one triangular solve pair per newly fixed coordinate) and
+    ``(P⁻¹)_{AA} λ = x₀[A] - v``, whose gradient is ``-λ`` on ``A`` and 0 elsewhere. Returns the
+    point once the active set is consistent (the KKT conditions hold up to rounding), ``None``
+    when ``P`` is not positive definite, after ``rounds`` rounds, or when more than half the
+    coordinates would be fixed (a job for the backends).
+
+    Args:
+        P: (k, k) symmetric matrix.
+        q: (k,) linear term.
+        lb, ub: (k,) finite bounds.
+        rounds: max active-set rounds.
+    """
+    import scipy.linalg
+
+    k = q.shape[0]
+    try:
+        factor = scipy.linalg.cho_factor(P, check_finite=False)
+    except np.linalg.LinAlgError:
+        return None
+    x0 = scipy.linalg.cho_solve(factor, -q, check_finite=False)
+    if not np.all(np.isfinite(x0)):
+        return None
+    side = np.zeros(k, dtype=np.int8)  # -1: fixed at lb, +1: fixed at ub, 0: free
+    columns: dict[int, np.ndarray] = {}  # i -> P⁻¹ e_i
+    x, g_fixed = x0, np.zeros(0)
+    for _ in range(rounds):
+        fixed = np.flatnonzero(side)
+        if fixed.size:
+            new = [i for i in fixed.tolist() if i not in columns]
+            if new:
+                E = np.zeros((k, len(new)))
+                E[new, np.arange(len(new))] = 1.0
+                solved = scipy.linalg.cho_solve(factor, E, check_finite=False)
+                columns.update(zip(new, solved.T))
+            W = np.stack([columns[i] for i in fixed.tolist()], axis=1)  # (k, j)
+            v = np.where(side[fixed] < 0, lb[fixed], ub[fixed])
+            try:
+                lam = np.linalg.solve(W[fixed], x0[fixed] - v)
+            except np.linalg.LinAlgError:
+                return None
+            x = x0 - W @ lam
+            x[fixed] = v
+            g_fixed = -lam
+        else:
+            x, g_fixed = x0, np.zeros(0)
+        free = side == 0
+        below = free & (x < lb)
+        above = free & (x > ub)
+        leave = np.zeros(k, dtype=bool)
+        leave[fixed] = np.where(side[fixed] < 0, g_fixed < 0.0, g_fixed > 0.0)
+        if not (below.any() or above.any() or leave.any()):
+            return x
+        side[leave] = 0
+        side[below] = -1
+        side[above] = 1
+        if np.count_nonzero(side) > k // 2:
+            return None
+    return None
 
 
 class QPSolver:
@@ -581,8 +659,17 @@ class QPSolver:
         if pre is None and problem.k == 1 and problem.A is None and ONE_VARIABLE_CLOSED_FORM:
             return self._one_variable(problem, start)
         records = [] if pre is None else [pre]
-        if pre is None or pre.kkt > self.tol:
+        scaled: _Scaled | None = None
+        if pre is None and problem.A is None and problem.k >= NEWTON_MIN_SIZE:
             scaled = _scaled(problem)
+            x = box_newton(scaled.P, scaled.q, scaled.lb, scaled.ub)
+            if x is not None:
+                x = restore_feasibility(problem, x * scaled.d)
+                kkt = kkt_residuals(problem, x)["kkt"]
+                if kkt <= self.tol:
+                    return self._finish([_Record("box-newton", x, kkt, 0)], start, loose)
+        if pre is None or pre.kkt > self.tol:
+            scaled = _scaled(problem) if scaled is None else scaled
             plan = self._plan(problem.k)
             lead, reached = (None, True) if key is None else self._lead.get(key, (None, True))
             settle = not reached
