@@ -29,10 +29,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument(
-        "--no-prefetch", action="store_true",
-        help="evaluate line-search values one point at a time (no batched prefetch)",
-    )
-    ap.add_argument(
         "--qp-log", action="store_true",
         help="also print every QP's size, seconds and answering rung, and per-iteration seconds",
     )
@@ -40,10 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from ncvx import _solver, pygranso, pygransoStruct
-
-    if args.no_prefetch:
-        _solver._PREFETCH_MIN_SECONDS = float("inf")
+    from ncvx import pygranso, pygransoStruct
 
     case = next(c for cases in SUITES.values() for c in cases if c.name == args.case)
     problems.prepare(case.builder, **case.params)
@@ -81,8 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     prof.disable()
     wall = time.perf_counter() - start
     print(f"{args.case} on {args.device}: {soln.iters} iterations in {wall:.2f} s "
-          f"(f {float(soln.final.f):.10g}, {soln.fn_evals} evaluations"
-          f"{', no prefetch' if args.no_prefetch else ''})")
+          f"(f {float(soln.final.f):.10g})")
     if qp_log is not None:
         _print_qp_log(qp_log, iter_times)
     for order, pattern in (("tottime", ""), ("cumulative", "ncvx")):

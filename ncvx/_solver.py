@@ -22,13 +22,7 @@ from .callbacks import IterationRecord
 from .directions import DirectionFinder, FallbackLadder
 from .errors import OptionsError, ProblemError, QPBackendError
 from .hessian import LBFGS, DenseBFGS
-from .line_search import (
-    LineSearchResult,
-    LineSearchSettings,
-    LineSearchStatus,
-    Prefetch,
-    weak_wolfe,
-)
+from .line_search import LineSearchResult, LineSearchSettings, LineSearchStatus, weak_wolfe
 from .neighborhood import NeighborhoodCache
 from .options import Options
 from .penalty import PenaltyPoint
@@ -49,16 +43,6 @@ SAMPLE_CACHE_BYTES = 256 * 2**20
 
 #: With simple bounds: recomputations of a direction after fixing the variables it pushed out.
 _FIXING_ROUNDS = 4
-#: Line-search values are prefetched in batches (:class:`ncvx.line_search.Prefetch`) only when
-#: one evaluation takes at least this long (seconds; below it a batched call's overhead is not
-#: paid back) and the previous search halved its step at least twice.
-_PREFETCH_MIN_SECONDS = 2e-3
-_PREFETCH_MIN_BACKTRACKS = 2
-#: At most this many step sizes per batch.
-_PREFETCH_MAX_SIZE = 16
-#: Prefetching stops for the run after this many batches that cost more than the evaluations
-#: they could save (the first batch, which pays for setting up ``vmap``, is not judged).
-_PREFETCH_STRIKES = 2
 #: With simple bounds: doublings of the step along the projected path past the first bound.
 _EXTENSION_STEPS = 12
 #: An infeasible point gets a correction try once its violation has not halved for this many
@@ -234,10 +218,6 @@ class BFGSSQP:
         self._lingering = 0  # iterations in a row just outside the violation tolerance
         self._linger_from = math.inf
         self._last_combination: torch.Tensor | None = None  # the last QP's G y (for the bound)
-        self._eval_seconds = 0.0  # running mean of one evaluation's seconds (values, graph)
-        self._backtracks = 0  # the last line search's halvings
-        self._prefetch_strikes = 0
-        self._prefetch_batches = 0
         status: Status = Status.MAXIT
         error: BaseException | None = None
         try:
@@ -318,10 +298,7 @@ class BFGSSQP:
                     if not ladder.bump():
                         raise _Stop(Status.NO_DESCENT)
                     continue
-            ls = weak_wolfe(
-                self._evaluator_at(start.mu), start, d, settings, self._prefetch(start, d)
-            )
-            self._backtracks = ls.backtracks
+            ls = weak_wolfe(self._evaluator_at(start.mu), start, d, settings)
             evals += ls.n_evals
             if ls.status == LineSearchStatus.OK and ls.alpha >= settings.max_step:
                 ls = self._projected_extension(start, d, ls, settings)
@@ -549,49 +526,11 @@ class BFGSSQP:
         box = self.box
 
         def evaluate(x: torch.Tensor) -> PenaltyPoint:
-            start = time.perf_counter()
             if box is not None:  # trial points up to the first bound: only rounding to remove
                 x = box.project(x)
-            point = self._penalty_point(self.ev.evaluate(x), mu)  # float(f) waits for a GPU
-            seconds = time.perf_counter() - start
-            self._eval_seconds = (
-                seconds if self._eval_seconds == 0.0 else 0.8 * self._eval_seconds + 0.2 * seconds
-            )
-            return point
+            return self._penalty_point(self.ev.evaluate(x), mu)
 
         return evaluate
-
-    def _prefetch(self, start: PenaltyPoint, d: torch.Tensor) -> Prefetch | None:
-        """Batched values for the line search's halving phase, where they pay: an expensive
-        function whose last search backtracked (sizes from that search). ``None`` otherwise."""
-        if (
-            self._backtracks < _PREFETCH_MIN_BACKTRACKS
-            or self._eval_seconds < _PREFETCH_MIN_SECONDS
-            or self._prefetch_strikes >= _PREFETCH_STRIKES
-            or self.box is not None
-            or not self.ev.can_batch_values
-        ):
-            return None
-        o, mu = self.opts, start.mu
-
-        def values(ts: list[float]) -> list[PenaltyPoint] | None:
-            began = time.perf_counter()
-            steps = torch.tensor(ts, dtype=d.dtype, device=d.device)
-            evs = self.ev.values_batched(start.x + steps[:, None] * d)
-            if evs is None:
-                return None
-            points = [PenaltyPoint.create(e, mu, o.viol_ineq_tol, o.viol_eq_tol) for e in evs]
-            self._prefetch_batches += 1
-            slow = time.perf_counter() - began > (len(ts) - 1) * self._eval_seconds
-            if slow and self._prefetch_batches > 1:
-                self._prefetch_strikes += 1
-            return points
-
-        def consume(point: PenaltyPoint) -> None:
-            self.ev.n_values += 1
-            self.tracker.observe(point)
-
-        return Prefetch(values, consume, min(self._backtracks + 1, _PREFETCH_MAX_SIZE))
 
     def _ls_settings(self, cap: float) -> LineSearchSettings:
         o = self.opts

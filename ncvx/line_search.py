@@ -4,12 +4,6 @@ Finds ``t`` with sufficient decrease ``φ(x + t d) < φ(x) + c1 t φ'(x; d)`` an
 ``∇φ(x + t d)ᵀd > c2 φ'(x; d)``, by doubling until a bracket is found and bisecting inside it.
 Trial points are evaluated *values first*: the gradient at a trial point is computed only when
 its sufficient-decrease test passes (the only case in which the curvature test is needed).
-
-While the search only halves ``t`` (no point of sufficient decrease yet), the trial points ahead
-are known in advance: ``t₀, t₀/2, t₀/4, …``. A :class:`Prefetch` evaluates the values of several
-of them in one batched call; a prefetched value is used only where it says "too far" by a clear
-margin, so the search takes the same steps as one point at a time (anything closer to the
-sufficient-decrease threshold, NaN, or a possible ``fvalquit`` exit is evaluated again alone).
 """
 
 from __future__ import annotations
@@ -22,11 +16,6 @@ from dataclasses import dataclass
 import torch
 
 from .penalty import PenaltyPoint
-
-#: A prefetched value decides "too far" only when it exceeds the sufficient-decrease threshold
-#: by this many units of roundoff of the compared values (batched and one-point evaluations of
-#: the same function may differ in the last bits).
-_PREFETCH_MARGIN_ULPS = 1024.0
 
 
 class LineSearchStatus(enum.IntEnum):
@@ -54,40 +43,12 @@ class LineSearchSettings:
 
 @dataclass(frozen=True)
 class LineSearchResult:
-    """Accepted step ``alpha`` and point (on failure: the last "not far enough" point, or x).
-
-    ``backtracks`` counts the trial points found "too far" before the first one with sufficient
-    decrease (the halvings of ``t``); ``prefetched`` the evaluations taken from a
-    :class:`Prefetch` (included in ``n_evals``)."""
+    """Accepted step ``alpha`` and point (on failure: the last "not far enough" point, or x)."""
 
     alpha: float
     point: PenaltyPoint
     status: LineSearchStatus
     n_evals: int
-    backtracks: int = 0
-    prefetched: int = 0
-
-
-@dataclass(frozen=True)
-class Prefetch:
-    """Values at several step sizes along the search direction in one batched call.
-
-    Attributes:
-        values: ``values(ts)`` returns one value-only :class:`PenaltyPoint` per step size in
-            ``ts`` (at ``x + t d``), or ``None`` when the values cannot be batched.
-        consume: called with each prefetched point the search uses (as it would be evaluated
-            one at a time: for the best-point tracking and the evaluation count).
-        size: how many step sizes to ask for at once (≥ 2).
-    """
-
-    values: Callable[[list[float]], list[PenaltyPoint] | None]
-    consume: Callable[[PenaltyPoint], None]
-    size: int
-
-
-def _clearly_above(phi: float, threshold: float, eps: float) -> bool:
-    """``phi`` exceeds ``threshold`` by more than the rounding of either (``phi`` finite)."""
-    return phi - threshold > _PREFETCH_MARGIN_ULPS * eps * (abs(phi) + abs(threshold))
 
 
 def weak_wolfe(
@@ -95,13 +56,11 @@ def weak_wolfe(
     start: PenaltyPoint,
     d: torch.Tensor,
     settings: LineSearchSettings,
-    prefetch: Prefetch | None = None,
 ) -> LineSearchResult:
     """Weak-Wolfe search along ``d`` (``(n,)``) from ``start``.
 
     ``evaluate(x)`` returns a :class:`PenaltyPoint` at ``x`` with the current ``μ`` whose
-    gradient is computed lazily. ``prefetch`` (optional) batches the values of the halving
-    phase's trial points (module docstring); the steps taken do not depend on it.
+    gradient is computed lazily.
     """
     if settings.backtracking:
         return _backtracking(evaluate, start, d, settings)
@@ -117,9 +76,6 @@ def weak_wolfe(
     best = start  # last "not far enough" point
     c1, c2 = settings.c1, settings.c2
     width_alpha, width_tol = math.nan, 0.0  # the bracket's width test, for this alpha
-    backtracks = n_prefetched = 0
-    ahead: dict[float, PenaltyPoint] = {}  # prefetched values by step size
-    eps = torch.finfo(d.dtype).eps
     while n_evals < settings.max_evals:
         if alpha != width_alpha:  # it only changes with alpha
             width_alpha = alpha
@@ -128,54 +84,22 @@ def weak_wolfe(
             )
         if beta - alpha <= width_tol:
             break
-        if prefetch is not None and alpha == 0.0:  # halving phase: t, t/2, t/4, ... ahead
-            if t not in ahead:
-                ahead.clear()
-                ts = [t * 0.5**i for i in range(prefetch.size)]
-                got = prefetch.values(ts)
-                if got is None:
-                    prefetch = None
-                else:
-                    ahead.update(zip(ts, got))
-            known = ahead.pop(t, None)
-            threshold = phi0 + c1 * t * s0
-            if (
-                known is not None
-                and math.isfinite(known.phi)
-                and _clearly_above(known.phi, threshold, eps)
-                and not (known.feasible and known.f <= settings.fvalquit)
-            ):
-                prefetch.consume(known)  # type: ignore[union-attr]
-                n_evals += 1
-                n_prefetched += 1
-                backtracks += 1
-                beta = t
-                t = 0.5 * (alpha + beta)
-                continue
         trial = evaluate(x0 + t * d)
         n_evals += 1
         phi = trial.phi
         if trial.feasible and math.isfinite(phi) and trial.f <= settings.fvalquit:
-            return LineSearchResult(
-                t, trial, LineSearchStatus.FVALQUIT, n_evals, backtracks, n_prefetched
-            )
+            return LineSearchResult(t, trial, LineSearchStatus.FVALQUIT, n_evals)
         if math.isnan(phi) or phi >= phi0 + c1 * t * s0:
             beta = t
             trial.ev.drop_graph()
-            if alpha == 0.0:
-                backtracks += 1
         else:
             slope = float(trial.grad_phi @ d)
             if math.isnan(slope) or slope <= c2 * s0:
                 alpha, best = t, trial
                 if t >= cap:  # the first bound along d: sufficient decrease is all it can get
-                    return LineSearchResult(
-                        t, trial, LineSearchStatus.OK, n_evals, backtracks, n_prefetched
-                    )
+                    return LineSearchResult(t, trial, LineSearchStatus.OK, n_evals)
             else:
-                return LineSearchResult(
-                    t, trial, LineSearchStatus.OK, n_evals, backtracks, n_prefetched
-                )
+                return LineSearchResult(t, trial, LineSearchStatus.OK, n_evals)
         if beta < math.inf:
             t = 0.5 * (alpha + beta)
         elif n_expand < max_expand:
@@ -186,7 +110,7 @@ def weak_wolfe(
     status = (
         LineSearchStatus.NO_BRACKET if beta == math.inf else LineSearchStatus.BRACKETED_NO_WOLFE
     )
-    return LineSearchResult(alpha, best, status, n_evals, backtracks, n_prefetched)
+    return LineSearchResult(alpha, best, status, n_evals)
 
 
 def _backtracking(

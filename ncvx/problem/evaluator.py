@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ..errors import ProblemError
-from .binding import Binding, DictBinding
+from .binding import Binding
 
 logger = logging.getLogger("ncvx")
 
@@ -195,10 +195,6 @@ class Evaluator:
         self.ce_names: list[str] = []
         self.n_values = 0
         self.n_gradients = 0
-        #: points whose values :meth:`values_batched` computed (used or not)
-        self.n_batched_values = 0
-        #: whether :meth:`values_batched` may be tried (off after the first failure)
-        self.can_batch_values = isinstance(binding, DictBinding) and not explicit_gradients
         self.seconds_in_user = 0.0
         self._empty: torch.Tensor | None = None
         # prescaling factors (1 = unscaled); set by :meth:`set_scaling`
@@ -217,49 +213,6 @@ class Evaluator:
         if self.explicit:
             return self._evaluate_explicit(x, first)
         return self._evaluate_autograd(x, first)
-
-    def values_batched(self, xs: torch.Tensor) -> list[Evaluation] | None:
-        """Values (no derivatives) at the ``K`` rows of ``xs`` (``(K, n)``) by one call of the
-        user's function under ``torch.func.vmap`` and ``no_grad``.
-
-        Returns ``None``, and is not tried again, when the function cannot be batched (it
-        calls ``.item()``, branches on a value, draws random numbers, converts to numpy, ...):
-        the caller then evaluates one point at a time, where a real error surfaces as usual.
-        The evaluations are not counted in ``n_values`` (the caller counts the ones it uses).
-        """
-        if not self.can_batch_values:
-            return None
-        binding = self.binding
-        assert isinstance(binding, DictBinding)
-        width = 1 + (self.m_i or 0) + (self.m_e or 0)
-
-        def values_at(x: torch.Tensor) -> torch.Tensor:
-            out = self.fn(binding.make_arg(binding.layout.unpack(x)))
-            f, ci, ce = out
-            ci_list, _ = flatten_constraints(ci, "ci")
-            ce_list, _ = flatten_constraints(ce, "ce")
-            parts = [f.reshape(1), *ci_list, *ce_list]
-            return torch.cat([p.to(self.dtype) for p in parts])
-
-        try:
-            with torch.no_grad():
-                stacked = torch.func.vmap(values_at, randomness="error")(xs)
-            if stacked.shape != (xs.shape[0], width):
-                raise ValueError(f"batched values of shape {tuple(stacked.shape)}")
-        except (KeyboardInterrupt, ProblemError):
-            raise
-        except Exception as exc:  # not batchable: one point at a time from now on
-            logger.info("line-search values are not batched: %s: %s", type(exc).__name__, exc)
-            self.can_batch_values = False
-            return None
-        stacked = self._to_solver(stacked)
-        self.n_batched_values += xs.shape[0]
-        m_i = self.m_i or 0
-        out = []
-        for x, row in zip(xs, stacked):
-            f, ci, ce = self._scale_values(row[0], row[1 : 1 + m_i], row[1 + m_i :])
-            out.append(Evaluation(x=x, f=f, ci=ci, ce=ce))
-        return out
 
     def set_scaling(self, scale_f: float, scale_ci: torch.Tensor, scale_ce: torch.Tensor) -> None:
         """Multiply f, ci, ce (and their derivatives) by these factors from now on."""

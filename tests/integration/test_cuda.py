@@ -177,37 +177,6 @@ def _check_bounds_on_device(device: str) -> None:
     torch.testing.assert_close(res.x.cpu(), torch.from_numpy(x_star), atol=1e-6, rtol=0)
 
 
-def _check_prefetched_line_search_values(device: str) -> None:
-    """Batched line-search values (``torch.func.vmap`` on the device) take the same steps as
-    one-point evaluations, with fewer calls of the function."""
-    from ncvx import _solver
-
-    g = torch.Generator().manual_seed(3)
-    Y = torch.randn(12, 600, generator=g, dtype=torch.float64).to(device)
-    q0 = torch.randn(12, 1, generator=g, dtype=torch.float64).to(device)
-    q0 = q0 / q0.norm()
-    runs = []
-    saved = (_solver._PREFETCH_MIN_SECONDS, _solver._PREFETCH_STRIKES)
-    try:
-        for threshold in (float("inf"), 0.0):
-            _solver._PREFETCH_MIN_SECONDS, _solver._PREFETCH_STRIKES = threshold, 10**9
-            calls = [0]
-
-            def fn(v, calls=calls):
-                calls[0] += 1
-                return (v["q"].T @ Y).abs().sum() / 600, None, v["q"].T @ v["q"] - 1
-
-            res = ncvx.solve(fn, {"q": q0.clone()}, maxit=60, print_level=0)
-            runs.append((res, calls[0]))
-    finally:
-        _solver._PREFETCH_MIN_SECONDS, _solver._PREFETCH_STRIKES = saved
-    (plain, plain_calls), (fetched, fetched_calls) = runs
-    assert fetched.x.device.type == torch.device(device).type
-    assert torch.equal(fetched.final.x, plain.final.x)
-    assert fetched.iters == plain.iters and fetched.fn_evals == plain.fn_evals
-    assert fetched_calls < plain_calls
-
-
 CHECKS = [
     _check_float32_lbfgs_closed_form,
     _check_constraint_tensor_matches_cpu,
@@ -216,7 +185,6 @@ CHECKS = [
     _check_benchmark_problem_builds_on_device,
     _check_deblurring_on_device,
     _check_bounds_on_device,
-    _check_prefetched_line_search_values,
 ]
 
 
