@@ -21,6 +21,7 @@ import torch
 
 from ..errors import ProblemError
 from .binding import Binding
+from .sparsity import MIN_GAIN, ColumnColouring, colour_columns
 
 logger = logging.getLogger("ncvx")
 
@@ -30,6 +31,15 @@ logger = logging.getLogger("ncvx")
 #: 1.6 s in one pass. On a GPU fewer, larger passes are better.
 _JACOBIAN_BUDGET = 2**26
 _JACOBIAN_BUDGET_CPU = 2**21
+
+#: Constraint tensors with at least this many entries get their Jacobian's pattern learned and,
+#: when few colours cover it, column-compressed Jacobians (:mod:`ncvx.problem.sparsity`).
+COMPRESS_MIN_ROWS = 512
+#: The random probe ``J r`` must match the decompressed Jacobian to this relative accuracy
+#: (float64; float32: 1000 ulps). A missed entry shows as an error of the order of the entry.
+_PROBE_RTOL = 1e-8
+#: A constraint tensor whose pattern missed entries this many times is not compressed again.
+_MAX_PATTERN_MISSES = 3
 
 #: With at least this many scalar constraints, a penalty gradient needed before the Jacobian
 #: (a line-search trial point) is formed by weighted reverse passes instead.
@@ -195,6 +205,10 @@ class Evaluator:
         self.ce_names: list[str] = []
         self.n_values = 0
         self.n_gradients = 0
+        #: per constraint tensor (by position): its column colouring, or None if not worth it
+        self._colourings: dict[int, ColumnColouring | None] = {}
+        self.n_compressed = 0  # Jacobians obtained by compression (for tests and profiles)
+        self._pattern_misses: dict[int, int] = {}
         self.seconds_in_user = 0.0
         self._empty: torch.Tensor | None = None
         # prescaling factors (1 = unscaled); set by :meth:`set_scaling`
@@ -331,7 +345,9 @@ class Evaluator:
                 # constraints would run every row's seed through every tensor's graph (an
                 # attack's 1568 box rows through the network: 123 of 156 s of the run)
                 dtype = constraints[0].dtype
-                jac = torch.cat([self._jacobian_of(c.to(dtype), inputs) for c in constraints])
+                jac = torch.cat(
+                    [self._jacobian_of(c.to(dtype), inputs, k) for k, c in enumerate(constraints)]
+                )
         except RuntimeError as exc:
             raise UserFunctionError(exc) from exc
         grad_f, jac = self._to_solver(grad_f), self._to_solver(jac)
@@ -383,11 +399,85 @@ class Evaluator:
             grad_f = grad_f * self.scale_f
         return grad_f, self._to_solver(gv)
 
-    def _jacobian_of(self, c: torch.Tensor, inputs: list[torch.Tensor]) -> torch.Tensor:
-        """``(c.numel(), n)`` Jacobian of one constraint tensor (zeros if it is constant)."""
+    def _jacobian_of(
+        self, c: torch.Tensor, inputs: list[torch.Tensor], slot: int | None = None
+    ) -> torch.Tensor:
+        """``(c.numel(), n)`` Jacobian of one constraint tensor (zeros if it is constant).
+
+        ``slot``: the tensor's position among the constraints; large tensors (at least
+        :data:`COMPRESS_MIN_ROWS` entries) are column-compressed once their pattern is known
+        and few colours cover it."""
         if not c.requires_grad:
             return torch.zeros(c.numel(), self.n, dtype=c.dtype, device=c.device)
-        return self._jacobian(c, inputs)
+        compress = slot is not None and self.jacobian == "auto" and c.numel() >= COMPRESS_MIN_ROWS
+        colouring = self._colourings.get(slot) if compress else None
+        if colouring is not None:
+            try:
+                J = self._jacobian_compressed(c, inputs, colouring)
+            except RuntimeError as exc:  # e.g. an operation without a double backward
+                logger.info("compressed Jacobians switched off for ci/ce tensor %d: %s", slot, exc)
+                self._colourings[slot] = colouring = None
+                J = None
+            if J is not None:
+                self.n_compressed += 1
+                return J
+        J = self._jacobian(c, inputs)
+        if compress and (slot not in self._colourings or colouring is not None):
+            # learn the pattern (again, after a probe mismatch: it missed an entry; a pattern
+            # that keeps missing is given up)
+            misses = self._pattern_misses.get(slot, -1) + 1
+            self._pattern_misses[slot] = misses
+            self._colourings[slot] = (
+                colour_columns(J, max(1, c.numel() // MIN_GAIN - 1), previous=colouring)
+                if misses <= _MAX_PATTERN_MISSES
+                else None
+            )
+        return J
+
+    def _jacobian_compressed(
+        self, c: torch.Tensor, inputs: list[torch.Tensor], colouring: ColumnColouring
+    ) -> torch.Tensor | None:
+        """The Jacobian from ``J V`` (``V`` the colouring's seeds) and a random probe ``J r``,
+        both by double backward (``J v = ∂/∂u (Jᵀu)ᵀv``); ``None`` if the probe disagrees with
+        the decompressed matrix or the products are not finite (the caller goes dense)."""
+        flat = c.reshape(-1)
+        if colouring.shape != (flat.numel(), self.n):
+            return None
+        u = torch.zeros_like(flat, requires_grad=True)
+        grads = torch.autograd.grad(
+            flat,
+            inputs,
+            grad_outputs=u,
+            create_graph=True,
+            allow_unused=True,
+            materialize_grads=True,
+        )
+        g = self.binding.flatten_grads(list(grads), None)  # Jᵀu, linear in u
+        if not g.requires_grad:  # Jᵀu does not depend on u: J = 0
+            return None
+        gen = torch.Generator(device=flat.device).manual_seed(self.n_compressed)
+        probe = torch.rand(self.n, generator=gen, dtype=flat.dtype, device=flat.device)
+        seeds = torch.cat([colouring.seeds(flat.dtype), probe[None]])
+        (JV,) = torch.autograd.grad(
+            g,
+            u,
+            grad_outputs=seeds.to(g.dtype),
+            is_grads_batched=True,
+            retain_graph=True,
+            allow_unused=True,
+            materialize_grads=True,
+        )  # (p + 1, m)
+        JV = JV.to(flat.dtype).T  # (m, p + 1)
+        values = colouring.values(JV[:, :-1])
+        expected = JV[:, -1]
+        got = colouring.matvec(values, probe)
+        scale = colouring.matvec(values.abs(), probe) + expected.abs()
+        rtol = max(_PROBE_RTOL, 1e3 * torch.finfo(flat.dtype).eps)
+        missed = bool(((got - expected).abs() > rtol * scale).any())
+        if missed or not bool(torch.isfinite(JV).all()):
+            logger.debug("compressed Jacobian: the probe disagrees; learning the pattern again")
+            return None
+        return colouring.dense(values)
 
     def _jacobian(self, stacked: torch.Tensor, inputs: list[torch.Tensor]) -> torch.Tensor:
         rows = stacked.numel()
