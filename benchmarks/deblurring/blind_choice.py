@@ -86,19 +86,27 @@ def criteria(y: torch.Tensor, x: torch.Tensor, k: torch.Tensor) -> dict[str, flo
             "whiteness": residual_whiteness(r), "ring": ring_mass(k)}
 
 
-def run(cases: list[tuple], starts: list[tuple[str, int]]) -> None:
+def start_label(kind: str, s: int, min_piece: float) -> str:
+    """Record label of a start: ``kind:seed``, with ``:p<min_piece>`` when the alternating
+    stage drops small kernel pieces (session 8; the earlier records ran without it)."""
+    return f"{kind}:{s}" + (f":p{min_piece:g}" if min_piece > 0 else "")
+
+
+def run(cases: list[tuple], starts: list[tuple[str, int]], min_piece: float = 0.05) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for c in cases:
         image, kspec, spec, sigma, seed = c
         P = make_blur_problem(image, 64, _kernel(kspec), sigma, boundary="valid", seed=seed)
         for kind, s in starts:
-            name = f"{case_name(c)}-{kind}_{s}"
+            label = start_label(kind, s, min_piece)
+            name = f"{case_name(c)}-{label.replace(':', '_')}"
             if (OUT / f"{name}.json").exists():
                 continue
             t = time.process_time()
-            out, info = _one_start(P.y, spec, sigma, 1.0, kind, s, 1500, 8, 300, None, None)
+            out, info = _one_start(P.y, spec, sigma, 1.0, kind, s, 1500, 8, 300, None, None,
+                                   min_piece=min_piece)
             img = crop_latent_centred(out.x, out.k).clamp(0, 1)
-            rec = {"case": case_name(c), "start": f"{kind}:{s}", "cpu_s": time.process_time() - t,
+            rec = {"case": case_name(c), "start": label, "cpu_s": time.process_time() - t,
                    "support_estimate": info.get("support_estimate"), "refit": info.get("refit"),
                    "refit_extent": info.get("refit_extent"),
                    "refit_rejected": info.get("refit_rejected"),
@@ -173,6 +181,9 @@ def main() -> None:
     ap.add_argument("--analyse", nargs="*", default=None)
     ap.add_argument("--table", default=None, metavar="START",
                     help="print the markdown table of one start (e.g. fit:0) and exit")
+    ap.add_argument("--min-piece", type=float, default=0.05,
+                    help="alternating stage: drop kernel pieces under this mass fraction "
+                    "(0 = the pre-session-8 pipeline; records then keep their old names)")
     ap.add_argument("--exact", action="store_true",
                     help="specify the true kernel size instead (the exact-size reference runs)")
     args = ap.parse_args()
@@ -185,7 +196,7 @@ def main() -> None:
         return
     starts = [(s.split(":")[0], int(s.split(":")[1])) for s in args.starts]
     cases = [c for name in args.set for c in SETS[name]]
-    run([exact_size(c) for c in cases] if args.exact else cases, starts)
+    run([exact_size(c) for c in cases] if args.exact else cases, starts, args.min_piece)
 
 
 if __name__ == "__main__":

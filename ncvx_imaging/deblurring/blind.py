@@ -41,6 +41,8 @@ __all__ = [
     "blind_problem",
     "crop_latent",
     "crop_latent_centred",
+    "drop_small_pieces",
+    "kernel_pieces",
     "pad_latent",
 ]
 
@@ -203,6 +205,45 @@ def blind_deblur(
     )
 
 
+def kernel_pieces(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The 8-connected pieces of the positive entries of a kernel ``k`` (``(s, t)``): returns
+    ``(labels, ids, masses)`` — an ``(s, t)`` float64 CPU label map (0 off the pieces), the piece
+    labels and each piece's fraction of the total positive mass. Labels spread by repeated 3 x 3
+    max-pooling (no Python loop over pixels)."""
+    if k.dim() != 2:
+        raise ValueError(f"k must be a 2-D kernel, got {tuple(k.shape)}")
+    w = k.detach().clamp_min(0).to("cpu", torch.float64)
+    tot = float(w.sum())
+    if tot <= 0:
+        raise ValueError("kernel has no positive mass")
+    s, t = w.shape
+    on = w > 0
+    lab = torch.where(on, torch.arange(1, s * t + 1, dtype=torch.float64).reshape(s, t),
+                      torch.zeros(s, t, dtype=torch.float64))
+    while True:
+        grown = F.max_pool2d(lab[None, None], 3, stride=1, padding=1)[0, 0]
+        grown = torch.where(on, grown, torch.zeros_like(grown))
+        if torch.equal(grown, lab):
+            break
+        lab = grown
+    ids = torch.unique(lab[on])
+    masses = torch.stack([w[lab == i].sum() for i in ids]) / tot
+    return lab, ids, masses
+
+
+def drop_small_pieces(k: torch.Tensor, min_mass: float) -> torch.Tensor:
+    """``k`` with its 8-connected pieces of positive entries that carry less than ``min_mass`` of
+    the mass set to zero (the heaviest piece is always kept), renormalised to sum 1. A blur is a
+    connected path; isolated specks are what a kernel fit makes of noise and of weak image
+    gradients (smooth pictures). Same shape, dtype and device as ``k``."""
+    if not 0.0 <= min_mass < 1.0:
+        raise ValueError(f"min_mass must be in [0, 1), got {min_mass}")
+    lab, ids, masses = kernel_pieces(k)
+    keep = torch.isin(lab, ids[(masses >= min_mass) | (masses == masses.max())])
+    out = torch.where(keep.to(k.device), k.clamp_min(0), torch.zeros_like(k))
+    return out / out.sum()
+
+
 def _odd(v: float) -> int:
     return max(round(v) // 2 * 2 + 1, 1)
 
@@ -310,6 +351,7 @@ def blind_deblur_am(
     min_kernel: int = 5,
     init_sd: float = 1.0,
     kernel_threshold: float = 0.05,
+    min_piece: float = 0.0,
     x0: torch.Tensor | None = None,
     k0: torch.Tensor | None = None,
     callback_level: Any = None,
@@ -322,7 +364,9 @@ def blind_deblur_am(
     the simplex (:func:`~ncvx_imaging.deblurring.simplex.fit_kernel_simplex`). Upsample to the next
     level; at full resolution, finish with a longer image step (``final_maxit``).
     After each kernel step, entries below ``kernel_threshold`` times the largest are zeroed and the
-    kernel renormalised (the usual clean-up that keeps an over-sized support empty).
+    kernel renormalised (the usual clean-up that keeps an over-sized support empty); with
+    ``min_piece > 0`` the kernel's connected pieces holding less than that fraction of the mass
+    are cleared too (:func:`drop_small_pieces`; the blind pipeline uses 0.05).
     ``x0``/``k0`` (full-resolution latent image and a ``kernel_size`` kernel, e.g. from a
     double-DIP run) start the alternation at full resolution instead (``levels`` is then 0).
     """
@@ -334,6 +378,8 @@ def blind_deblur_am(
         sigma = float(estimate_noise_sigma(y))
     if (x0 is None) != (k0 is None):
         raise ValueError("give both x0 and k0, or neither")
+    if not 0.0 <= min_piece < 1.0:
+        raise ValueError(f"min_piece must be in [0, 1), got {min_piece}")
     if x0 is not None:
         levels = 0
     if levels is None:
@@ -366,6 +412,8 @@ def blind_deblur_am(
             if kernel_threshold > 0:
                 k = torch.where(k >= kernel_threshold * k.max(), k, torch.zeros_like(k))
                 k = k / k.sum()
+            if min_piece > 0:
+                k = drop_small_pieces(k, min_piece)
         if callback_level is not None:
             ratio = float(((conv_valid(x, k) - y_l) ** 2).sum() / ((sigma / f) ** 2 * y_l.numel()))
             callback_level(lev, BlindResult(x, k, res, time.perf_counter() - t0, sigma / f, ratio))

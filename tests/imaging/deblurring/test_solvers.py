@@ -285,7 +285,8 @@ def test_residual_whiteness_and_start_selection(monkeypatch) -> None:
     k[2, 2] = 1.0
     runs: list[tuple[str, int]] = []
 
-    def fake(y_, size, sigma, tau, kind, seed, *a):
+    def fake(y_, size, sigma, tau, kind, seed, *a, min_piece=0.0):
+        assert min_piece == 0.05  # the pipeline's default piece clean-up is passed on
         runs.append((kind, seed))
         noise = torch.randn(20, 20, generator=torch.Generator().manual_seed(seed), dtype=D)
         res = 0.01 * (noise if seed == 1 else F.avg_pool2d(noise[None, None], 5, 1, 2)[0, 0])
@@ -304,7 +305,8 @@ def test_residual_whiteness_and_start_selection(monkeypatch) -> None:
         20, 20, generator=torch.Generator().manual_seed(1), dtype=D))  # the white one
     # the default: one "fit" start of the given seed
     runs.clear()
-    monkeypatch.setattr(pipe_mod, "_one_start", lambda *a: (fake(*a)[0], {"enlarged": True}))
+    monkeypatch.setattr(pipe_mod, "_one_start",
+                        lambda *a, **kw: (fake(*a, **kw)[0], {"enlarged": True}))
     blind_deblur_constrained(y, 5, 0.01, seed=1)
     assert runs == [("fit", 1)]
     with pytest.raises(ValueError, match="select"):
@@ -328,6 +330,32 @@ def test_estimate_support_ignores_specks_and_rounds_up_to_odd() -> None:
         estimate_support(torch.ones(3, 5, dtype=D))
     with pytest.raises(ValueError, match="positive mass"):
         estimate_support(torch.zeros(5, 5, dtype=D))
+
+
+def test_drop_small_pieces_clears_specks_and_keeps_the_blur() -> None:
+    from ncvx_imaging.deblurring.blind import drop_small_pieces, kernel_pieces
+
+    k = torch.zeros(9, 9, dtype=D)
+    k[4, 1:8] = 0.13  # a connected 7-px line: 0.91 of the mass
+    k[0, 0], k[8, 8] = 0.03, 0.01  # two isolated specks
+    k[8, 0], k[7, 1] = 0.025, 0.025  # a diagonal pair (one 8-connected piece of 0.05)
+    lab, ids, masses = kernel_pieces(k)
+    assert len(ids) == 4 and float(masses.sum()) == pytest.approx(1.0)
+    assert int((lab > 0).sum()) == 11 and lab[8, 0] == lab[7, 1] != lab[0, 0]
+    assert sorted(round(float(m), 3) for m in masses) == [0.01, 0.03, 0.05, 0.91]
+    out = drop_small_pieces(k, 0.04)
+    assert float(out.sum()) == pytest.approx(1.0) and float(out.min()) >= 0
+    assert out[0, 0] == 0 and out[8, 8] == 0 and out[8, 0] > 0 and out[7, 1] > 0
+    assert torch.allclose(out[4, 1:8], k[4, 1:8] / 0.96)
+    # the heaviest piece stays even when every piece is below the threshold
+    two = torch.zeros(5, 5, dtype=D)
+    two[0, 0], two[4, 4] = 0.4, 0.6
+    assert torch.equal(drop_small_pieces(two, 0.9), (two == 0.6).to(D))
+    with pytest.raises(ValueError, match="min_mass"):
+        drop_small_pieces(k, 1.0)
+    P = make_blur_problem("camera", 16, motion_kernel(3, 0.0), 0.01, boundary="valid")
+    with pytest.raises(ValueError, match="min_piece"):
+        blind_deblur_am(P.y, 5, 0.01, min_piece=-0.1)
 
 
 def test_fit_start_falls_back_to_the_full_size_only_for_a_cut_off_kernel(
@@ -411,7 +439,7 @@ def test_refit_support_keeps_only_a_refit_that_agrees(monkeypatch, refit_lengths
     def fake_warm(y_, size, **kw):
         return SimpleNamespace(x=pad_latent(y_, (size, size)), k=line(1, size))
 
-    def fake_am(y_, size, sigma, tau, outer, x0, k0):
+    def fake_am(y_, size, sigma, tau, outer, x0, k0, min_piece=0.0):
         sizes.append(size)
         return BlindResult(x=x0, k=line(next(lengths), size), result=None, seconds=0.0,
                            sigma=sigma, misfit_ratio=1.0)
