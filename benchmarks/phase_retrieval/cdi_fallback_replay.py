@@ -36,8 +36,11 @@ from benchmarks.phase_retrieval.cdi import TOL, evaluate, expand
 from ncvx_imaging.phase_retrieval import TVPathResult, hio_polish
 
 
-def replay(name: str, hio: int, starts: int, accept: float) -> list[dict]:
-    """One record per object of run ``name``: per start the saved and the replayed errors."""
+def replay(
+    name: str, hio: int, starts: int, accept: float, alone: bool = False, rounds: int = 1
+) -> list[dict]:
+    """One record per object of run ``name``: per start the saved and the replayed errors.
+    ``alone``: start from the ncvx-alone answers of a run made with the fallback (session 8)."""
     data = np.load(RESULTS / f"{name}.npz")
     records = []
     for rec in json.loads((RESULTS / f"{name}.json").read_text())["records"]:
@@ -45,7 +48,11 @@ def replay(name: str, hio: int, starts: int, accept: float) -> list[dict]:
         real = kind == "real"
         truth = torch.from_numpy(data[f"{kind}_truth"])
         y = torch.fft.fft2(truth, norm="ortho").abs().square()
-        fields = expand(data[f"{kind}_tv_path"], data["box"])
+        key = f"{kind}_tv_path_ncvx_alone" if alone else f"{kind}_tv_path"
+        fields = expand(data[key], data["box"])
+        if alone:
+            rec = {**rec, "misfits": rec["misfits_ncvx_alone"]}
+            rec["rel_errors"] = rec["rel_errors_ncvx_alone"]
         errs, mis, hio_used, secs = [], [], [], []
         for i, field in enumerate(fields):
             win = tuple(rec["windows"][i])
@@ -54,7 +61,16 @@ def replay(name: str, hio: int, starts: int, accept: float) -> list[dict]:
             out = old
             if old.misfit > accept:
                 gen = torch.Generator().manual_seed(i)
-                pol = hio_polish(y, old, real=real, hio_iters=hio, starts=starts, generator=gen)
+                pol = hio_polish(
+                    y,
+                    old,
+                    real=real,
+                    hio_iters=hio,
+                    starts=starts,
+                    rounds=rounds,
+                    accept_misfit=accept,
+                    generator=gen,
+                )
                 out = pol if pol.misfit < old.misfit else old
             secs.append(time.perf_counter() - t)
             err, _ = evaluate(out.field[None], truth, win)
@@ -94,11 +110,23 @@ def main() -> None:
     ap.add_argument("--runs", nargs="+", required=True, help="saved cdi_tv_path run names")
     ap.add_argument("--hio", type=int, default=1000, help="HIO iterations of the fallback")
     ap.add_argument("--hio-starts", type=int, default=8)
+    ap.add_argument("--hio-rounds", type=int, default=1, help="as tv_path_restarts' hio_rounds")
     ap.add_argument("--accept", type=float, default=1e-6, help="misfit of an accepted path")
     ap.add_argument("--name", default="cdi_fallback_replay")
+    ap.add_argument(
+        "--from-ncvx-alone",
+        action="store_true",
+        help="replay on the ncvx-alone answers saved by a run with the fallback",
+    )
     args = ap.parse_args()
     quiet_threads()
-    records = [r for run in args.runs for r in replay(run, args.hio, args.hio_starts, args.accept)]
+    records = [
+        r
+        for run in args.runs
+        for r in replay(
+            run, args.hio, args.hio_starts, args.accept, args.from_ncvx_alone, args.hio_rounds
+        )
+    ]
     write_json(
         args.name, {"config": vars(args), "tol": TOL, "env": environment(), "records": records}
     )
@@ -116,7 +144,8 @@ def main() -> None:
     write_markdown(
         args.name,
         f"# HIO fallback replayed on saved CDI runs ({args.hio} HIO its x {args.hio_starts} "
-        f"starts, on the failed starts only: saved misfit > {args.accept:g})\n\n"
+        f"starts x <= {args.hio_rounds} rounds, on the failed starts only: saved misfit > "
+        f"{args.accept:g})\n\n"
         + md_table(
             ["run", "object", "saved successes", "with the fallback", "median err", "max s"], rows
         ),

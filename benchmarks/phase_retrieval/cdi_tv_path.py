@@ -102,6 +102,9 @@ def main() -> None:
     )
     ap.add_argument("--hio-starts", type=int, default=8, help="HIO starts of the fallback")
     ap.add_argument(
+        "--hio-rounds", type=int, default=3, help="HIO rounds of the fallback while not accepted"
+    )
+    ap.add_argument(
         "--name", default=None, help="cdi_tv_screen, cdi_tv_restarts (no screen) or cdi_tv_path"
     )
     args = ap.parse_args()
@@ -176,7 +179,8 @@ def main() -> None:
                 else f"tv_path_restarts({args.tries}, screen={tuple(args.screen)}, "
                 f"exits={'default' if args.exits is None else tuple(args.exits)}"
                 + (
-                    f", hio_fallback={args.hio_fallback}, hio_starts={args.hio_starts})"
+                    f", hio_fallback={args.hio_fallback}, hio_starts={args.hio_starts}, "
+                    f"hio_rounds={args.hio_rounds})"
                     if args.hio_fallback
                     else ")"
                 ),
@@ -221,7 +225,8 @@ def main() -> None:
         "# CDI, ncvx lifted TV-discrepancy path from random starts (loose 80x80 box, noiseless)"
         f"\n\nImage {args.image} (phase {args.phase_image}), seed {args.seed}, "
         f"{args.tries} loose candidate(s) per start, screen {tuple(args.screen)}, HIO fallback "
-        f"{args.hio_fallback} its x {args.hio_starts} starts (0: off; taken only where its data "
+        f"{args.hio_fallback} its x {args.hio_starts} starts x <= {args.hio_rounds} rounds (0: "
+        "off; taken only where its data "
         f"misfit is lower than the path's). Success: relative error < {TOL:g} after alignment. "
         "Selected: lowest final misfit.\n\n"
         + md_table(
@@ -268,6 +273,7 @@ def _one_start(
             exits=None if args.exits is None else tuple(args.exits),
             hio_fallback=args.hio_fallback,
             hio_starts=args.hio_starts,
+            hio_rounds=args.hio_rounds,
             **kw,
         )
     else:

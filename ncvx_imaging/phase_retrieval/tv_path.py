@@ -253,6 +253,7 @@ def tv_path_restarts(
     same_tv: float = 1e-4,
     hio_fallback: int = 1000,
     hio_starts: int = 8,
+    hio_rounds: int = 3,
     generator: torch.Generator | None = None,
     **options: Any,
 ) -> TVPathResult:
@@ -292,7 +293,8 @@ def tv_path_restarts(
 
     ``hio_fallback > 0`` (default 1000): when no candidate reaches ``accept_misfit``, the best
     one goes through :func:`hio_polish` with that many HIO iterations on its tight window, from
-    its field and ``hio_starts - 1`` random fields (a classical projection stage, not ncvx), and
+    its field and ``hio_starts - 1`` random fields (a classical projection stage, not ncvx;
+    up to ``hio_rounds`` rounds while the answer is not accepted), and
     the answer with the lower data misfit is returned -- a choice made from the measurements
     and the support alone. When the fallback wins, the result has ``hio = True`` and ``path``
     holds the ncvx-alone answer. Successful paths never run it (their estimates are unchanged);
@@ -309,9 +311,10 @@ def tv_path_restarts(
             f"screen must hold at most one count >= 1 per loose level, got {screen} for "
             f"{len(loose_deltas)} levels"
         )
-    if hio_fallback < 0 or hio_starts < 1:
+    if hio_fallback < 0 or hio_starts < 1 or hio_rounds < 1:
         raise ValueError(
-            f"need hio_fallback >= 0 and hio_starts >= 1, got {hio_fallback}, {hio_starts}"
+            f"need hio_fallback >= 0, hio_starts >= 1 and hio_rounds >= 1, got {hio_fallback}, "
+            f"{hio_starts}, {hio_rounds}"
         )
     if exit_tries < 1 or same_tv < 0:
         raise ValueError(f"need exit_tries >= 1 and same_tv >= 0, got {exit_tries}, {same_tv}")
@@ -401,6 +404,8 @@ def tv_path_restarts(
             real=real,
             hio_iters=hio_fallback,
             starts=hio_starts,
+            rounds=hio_rounds,
+            accept_misfit=accept_misfit,
             fit_maxit=fit_maxit,
             generator=generator,
             **options,
@@ -433,6 +438,8 @@ def hio_polish(
     hio_iters: int = 1000,
     er_iters: int = 100,
     starts: int = 8,
+    rounds: int = 1,
+    accept_misfit: float = 0.0,
     fit_maxit: int = 600,
     nudge: float = 1e-2,
     generator: torch.Generator | None = None,
@@ -444,14 +451,20 @@ def hio_polish(
     goes on to the lifted ncvx fit on that window (start nudged by ``nudge * max`` imaginary
     noise for real objects) and :func:`real_projection`.
 
+    ``rounds > 1``: while the fitted answer's misfit is above ``accept_misfit``, HIO+ER goes on
+    from every run's current field for another ``hio_iters + er_iters`` iterations, then the
+    lowest-misfit run is fitted again, at most ``rounds`` times; the answer with the lowest
+    misfit is returned (the first round is the one-round result).
+
     A final stage for objects whose TV path stalls (textured images): the phasing is then HIO's,
     which on the exact tight support succeeds from most starts (complex objects and text from
-    about half, hence the several starts); ``hio = True`` marks it.
+    about half, hence the several starts; the coins need ~3000 HIO iterations, hence the
+    rounds); ``hio = True`` marks it.
     """
-    if starts < 1 or hio_iters + er_iters < 1:
+    if starts < 1 or rounds < 1 or hio_iters + er_iters < 1:
         raise ValueError(
-            f"need starts >= 1 and hio_iters + er_iters >= 1, got {starts}, "
-            f"{hio_iters} + {er_iters}"
+            f"need starts >= 1, rounds >= 1 and hio_iters + er_iters >= 1, got {starts}, "
+            f"{rounds}, {hio_iters} + {er_iters}"
         )
     r, c, h, w = result.window
     sup = torch.zeros(y.shape, dtype=torch.bool, device=y.device)
@@ -462,32 +475,41 @@ def hio_polish(
         more = random_start(sup, mags, num=starts - 1, real=real, generator=generator)
         cdt = torch.promote_types(x0.dtype, more.dtype)
         x0 = torch.cat([x0.to(cdt), more.to(cdt)])
-    ph = hio_er(
-        mags,
-        sup,
-        x0,
-        real=real,
-        nonnegative=real,
-        hio_iters=hio_iters,
-        er_iters=er_iters,
-        shrinkwrap_every=0,
-    )
     opts = _options(options)
     opts["opt_tol"] = min(float(opts["opt_tol"]), 1e-14)
     tight = CDIProblem(y, (r, c, h, w), real=False, nonnegative=False)
-    best = int(ph.history[-1].argmin())
-    v = tight.variables(_lift(ph.x[best][r : r + h, c : c + w], nudge, generator))
     stages = list(result.stages)
-    if fit_maxit > 0:
-        res = ncvx.solve(tight.fit_fn(), v, maxit=fit_maxit, **opts)
-        v = res.final.x
-        stages.append(("hio+fit", None, float(tight.misfit(v)), int(res.status), res.iters))
-    out = tight.field(v)
+    keep: tuple[float, torch.Tensor] | None = None  # (misfit, tight-box variables)
+    for _ in range(rounds):
+        ph = hio_er(
+            mags,
+            sup,
+            x0,
+            real=real,
+            nonnegative=real,
+            hio_iters=hio_iters,
+            er_iters=er_iters,
+            shrinkwrap_every=0,
+        )
+        best = int(ph.history[-1].argmin())
+        v = tight.variables(_lift(ph.x[best][r : r + h, c : c + w], nudge, generator))
+        if fit_maxit > 0:
+            res = ncvx.solve(tight.fit_fn(), v, maxit=fit_maxit, **opts)
+            v = res.final.x
+            stages.append(("hio+fit", None, float(tight.misfit(v)), int(res.status), res.iters))
+        mis = float(tight.misfit(v))
+        if keep is None or mis < keep[0]:
+            keep = (mis, v)
+        if keep[0] <= accept_misfit:
+            break
+        x0 = ph.x
+    assert keep is not None  # rounds >= 1
+    out = tight.field(keep[1])
     return TVPathResult(
         field=real_projection(out) if real else out,
         loose=result.loose,
         window=result.window,
-        misfit=float(tight.misfit(v)),
+        misfit=keep[0],
         stages=stages,
         hio=True,
     )

@@ -306,6 +306,39 @@ def test_hio_polish_keeps_the_lowest_misfit_run(monkeypatch):
         hio_polish(y, bad, real=True, starts=0)
 
 
+def test_hio_polish_rounds_go_on_until_accepted(monkeypatch):
+    """``rounds``: HIO goes on from the runs' current fields while the fitted answer is above
+    ``accept_misfit``; a stub HIO that finds the object only in its second call shows it, and
+    no third call is made once the answer is accepted."""
+    obj, ff, y, _, _ = _setup(True)
+    r, c = ff.offset
+    truth = ff.pad(obj)
+    calls = []
+
+    def stub(mags, sup, x0, **kw):
+        calls.append(x0.clone())
+        g = torch.Generator().manual_seed(len(calls))
+        x = (torch.rand(x0.shape, dtype=torch.float64, generator=g) + 1) * sup
+        if len(calls) == 2:
+            x[1] = truth
+        hist = torch.full((1, x0.shape[0]), 0.5, dtype=torch.float64)
+        hist[0, 1] = 0.1
+        return PhasingResult(x=x, support=sup.expand(x.shape), history=hist)
+
+    monkeypatch.setattr(tv_path_module, "hio_er", stub)
+    start = torch.zeros(y.shape, dtype=torch.float64)
+    bad = TVPathResult(field=start, loose=start.to(torch.complex128), window=(r, c, 8, 8), misfit=1)
+    kw = dict(real=True, starts=3, fit_maxit=20, accept_misfit=1e-8)
+    one = hio_polish(y, bad, rounds=1, generator=torch.Generator(), **kw)
+    assert len(calls) == 1 and one.misfit > 1e-8
+    calls.clear()
+    res = hio_polish(y, bad, rounds=4, generator=torch.Generator(), **kw)
+    assert len(calls) == 2  # accepted after the second round
+    assert not torch.equal(calls[1][0], calls[0][0])  # round 2 starts from round 1's fields
+    assert float(align_fourier(res.field, truth)[1]) < 1e-6 and res.misfit < 1e-10
+    assert [st[0] for st in res.stages] == ["hio+fit"] * 2
+
+
 def test_hio_er_rejects_zero_iterations():
     m = torch.ones(8, 8, dtype=torch.float64)
     with pytest.raises(ValueError, match="at least one iteration"):
