@@ -5,8 +5,10 @@ precision) and its tight window and misfit (JSON). The fallback of
 :func:`~ncvx_imaging.phase_retrieval.tv_path_restarts` only needs those two (it starts from the
 best candidate's field on its window), so it can be applied afterwards to runs made without it
 (sessions 6-7) and compared across settings without rerunning the ncvx path. Each start whose
-saved misfit is above ``--accept`` gets :func:`~ncvx_imaging.phase_retrieval.hio_polish` with
-``--hio`` iterations from ``--hio-starts`` fields (the saved field and random ones on the
+saved misfit is above ``--accept`` gets
+:func:`~ncvx_imaging.phase_retrieval.hio_fallback_windows` (``--hio-grow`` window margins, each
+:func:`~ncvx_imaging.phase_retrieval.hio_polish` with ``--hio-rounds`` rounds) with ``--hio``
+iterations from ``--hio-starts`` fields (the saved field and random ones on the
 window, drawn from a generator seeded with the start's index); the answer is kept where its
 data misfit is lower, as in the pipeline. The truth (saved in the npz) only scores the result.
 
@@ -33,11 +35,17 @@ from benchmarks.phase_retrieval._common import (
     write_markdown,
 )
 from benchmarks.phase_retrieval.cdi import TOL, evaluate, expand
-from ncvx_imaging.phase_retrieval import TVPathResult, hio_polish
+from ncvx_imaging.phase_retrieval import TVPathResult, hio_fallback_windows
 
 
 def replay(
-    name: str, hio: int, starts: int, accept: float, alone: bool = False, rounds: int = 1
+    name: str,
+    hio: int,
+    starts: int,
+    accept: float,
+    alone: bool = False,
+    rounds: int = 1,
+    grow: tuple[int, ...] = (0,),
 ) -> list[dict]:
     """One record per object of run ``name``: per start the saved and the replayed errors.
     ``alone``: start from the ncvx-alone answers of a run made with the fallback (session 8)."""
@@ -50,6 +58,8 @@ def replay(
         y = torch.fft.fft2(truth, norm="ortho").abs().square()
         key = f"{kind}_tv_path_ncvx_alone" if alone else f"{kind}_tv_path"
         fields = expand(data[key], data["box"])
+        r0, B, _ = (int(v) for v in data["box"])
+        box = (r0, r0, B, B)
         if alone:
             rec = {**rec, "misfits": rec["misfits_ncvx_alone"]}
             rec["rel_errors"] = rec["rel_errors_ncvx_alone"]
@@ -61,10 +71,12 @@ def replay(
             out = old
             if old.misfit > accept:
                 gen = torch.Generator().manual_seed(i)
-                pol = hio_polish(
+                pol = hio_fallback_windows(
                     y,
                     old,
+                    box,
                     real=real,
+                    grow=grow,
                     hio_iters=hio,
                     starts=starts,
                     rounds=rounds,
@@ -111,6 +123,7 @@ def main() -> None:
     ap.add_argument("--hio", type=int, default=1000, help="HIO iterations of the fallback")
     ap.add_argument("--hio-starts", type=int, default=8)
     ap.add_argument("--hio-rounds", type=int, default=1, help="as tv_path_restarts' hio_rounds")
+    ap.add_argument("--hio-grow", type=int, nargs="+", default=[0], help="window margins")
     ap.add_argument("--accept", type=float, default=1e-6, help="misfit of an accepted path")
     ap.add_argument("--name", default="cdi_fallback_replay")
     ap.add_argument(
@@ -124,7 +137,13 @@ def main() -> None:
         r
         for run in args.runs
         for r in replay(
-            run, args.hio, args.hio_starts, args.accept, args.from_ncvx_alone, args.hio_rounds
+            run,
+            args.hio,
+            args.hio_starts,
+            args.accept,
+            args.from_ncvx_alone,
+            args.hio_rounds,
+            tuple(args.hio_grow),
         )
     ]
     write_json(

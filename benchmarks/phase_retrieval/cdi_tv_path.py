@@ -105,6 +105,13 @@ def main() -> None:
         "--hio-rounds", type=int, default=3, help="HIO rounds of the fallback while not accepted"
     )
     ap.add_argument(
+        "--hio-grow",
+        type=int,
+        nargs="+",
+        default=[0, 4, 8],
+        help="margins by which the fallback's window grows while not accepted",
+    )
+    ap.add_argument(
         "--name", default=None, help="cdi_tv_screen, cdi_tv_restarts (no screen) or cdi_tv_path"
     )
     args = ap.parse_args()
@@ -180,7 +187,7 @@ def main() -> None:
                 f"exits={'default' if args.exits is None else tuple(args.exits)}"
                 + (
                     f", hio_fallback={args.hio_fallback}, hio_starts={args.hio_starts}, "
-                    f"hio_rounds={args.hio_rounds})"
+                    f"hio_rounds={args.hio_rounds}, hio_grow={tuple(args.hio_grow)})"
                     if args.hio_fallback
                     else ")"
                 ),
@@ -274,6 +281,7 @@ def _one_start(
             hio_fallback=args.hio_fallback,
             hio_starts=args.hio_starts,
             hio_rounds=args.hio_rounds,
+            hio_grow=tuple(args.hio_grow),
             **kw,
         )
     else:

@@ -46,7 +46,15 @@ from .metrics import (
     success,
 )
 from .noise import gaussian_noise, poisson_amplitude_variance, poisson_noise
-from .tv_path import TVPathResult, energy_window, hio_polish, tv_path, tv_path_restarts
+from .tv_path import (
+    TVPathResult,
+    energy_window,
+    grown_window,
+    hio_fallback_windows,
+    hio_polish,
+    tv_path,
+    tv_path_restarts,
+)
 
 __all__ = [
     "CDIProblem",
@@ -67,7 +75,9 @@ __all__ = [
     "gaussian_matrix",
     "gaussian_noise",
     "gaussian_pr_fn",
+    "grown_window",
     "hio_er",
+    "hio_fallback_windows",
     "hio_polish",
     "orthogonality_init",
     "poisson_amplitude_variance",

@@ -37,6 +37,8 @@ __all__ = [
     "TVPathResult",
     "distinct_basins",
     "energy_window",
+    "grown_window",
+    "hio_fallback_windows",
     "hio_polish",
     "tv_path",
     "tv_path_restarts",
@@ -254,6 +256,7 @@ def tv_path_restarts(
     hio_fallback: int = 1000,
     hio_starts: int = 8,
     hio_rounds: int = 3,
+    hio_grow: Sequence[int] = (0, 4, 8),
     generator: torch.Generator | None = None,
     **options: Any,
 ) -> TVPathResult:
@@ -294,7 +297,8 @@ def tv_path_restarts(
     ``hio_fallback > 0`` (default 1000): when no candidate reaches ``accept_misfit``, the best
     one goes through :func:`hio_polish` with that many HIO iterations on its tight window, from
     its field and ``hio_starts - 1`` random fields (a classical projection stage, not ncvx;
-    up to ``hio_rounds`` rounds while the answer is not accepted), and
+    up to ``hio_rounds`` rounds while the answer is not accepted; then on the window grown by
+    the next margin of ``hio_grow``, see :func:`hio_fallback_windows`), and
     the answer with the lower data misfit is returned -- a choice made from the measurements
     and the support alone. When the fallback wins, the result has ``hio = True`` and ``path``
     holds the ncvx-alone answer. Successful paths never run it (their estimates are unchanged);
@@ -311,6 +315,8 @@ def tv_path_restarts(
             f"screen must hold at most one count >= 1 per loose level, got {screen} for "
             f"{len(loose_deltas)} levels"
         )
+    if not hio_grow or any(int(g) < 0 for g in hio_grow):
+        raise ValueError(f"hio_grow must be non-negative margins, got {tuple(hio_grow)}")
     if hio_fallback < 0 or hio_starts < 1 or hio_rounds < 1:
         raise ValueError(
             f"need hio_fallback >= 0, hio_starts >= 1 and hio_rounds >= 1, got {hio_fallback}, "
@@ -398,10 +404,12 @@ def tv_path_restarts(
     best.tries = [(tuple(t), m) for t, m in zip(tvs, misfits)]
     best.tight_runs = runs
     if hio_fallback > 0 and best.misfit > accept_misfit:
-        pol = hio_polish(
+        pol = hio_fallback_windows(
             y,
             best,
+            box,
             real=real,
+            grow=hio_grow,
             hio_iters=hio_fallback,
             starts=hio_starts,
             rounds=hio_rounds,
@@ -414,6 +422,56 @@ def tv_path_restarts(
             pol.tries, pol.chosen, pol.exit = best.tries, best.chosen, best.exit
             pol.tight_runs, pol.path = best.tight_runs, best
             best = pol
+    return best
+
+
+def grown_window(
+    window: tuple[int, int, int, int], margin: int, box: tuple[int, int, int, int]
+) -> tuple[int, int, int, int]:
+    """``window = (row, col, h, w)`` enlarged by ``margin`` pixels per dimension (split around
+    it), clipped to the size of ``box = (row, col, h, w)`` and shifted to lie inside it."""
+    r, c, h, w = window
+    r0, c0, bh, bw = box
+    h2, w2 = min(h + margin, bh), min(w + margin, bw)
+    r2 = min(max(r - (h2 - h) // 2, r0), r0 + bh - h2)
+    c2 = min(max(c - (w2 - w) // 2, c0), c0 + bw - w2)
+    return r2, c2, h2, w2
+
+
+def hio_fallback_windows(
+    y: torch.Tensor,
+    result: TVPathResult,
+    box: tuple[int, int, int, int],
+    *,
+    real: bool,
+    grow: Sequence[int] = (0, 4, 8),
+    accept_misfit: float = 1e-6,
+    **kwargs: Any,
+) -> TVPathResult:
+    """:func:`hio_polish` on ``result``'s window grown by each margin of ``grow`` in turn
+    (:func:`grown_window`, inside the loose ``box``) until one answer's misfit is
+    ``<= accept_misfit``; returns the lowest-misfit answer. The autocorrelation under-estimates
+    the size of rounded objects (their extreme lags are products of faint edge pixels: the
+    Shepp-Logan phantom, 62x48, reads as 60x45), and on a window smaller than the object no
+    method fits the data; a larger support only loosens the constraint, and the misfit tells
+    when it is needed. Other keywords go to :func:`hio_polish`."""
+    if not grow or any(int(g) < 0 for g in grow):
+        raise ValueError(f"grow must be non-negative margins, got {tuple(grow)}")
+    best: TVPathResult | None = None
+    for g in grow:
+        res = TVPathResult(
+            field=result.field,
+            loose=result.loose,
+            window=grown_window(result.window, int(g), box),
+            misfit=result.misfit,
+            stages=result.stages,
+        )
+        pol = hio_polish(y, res, real=real, accept_misfit=accept_misfit, **kwargs)
+        if best is None or pol.misfit < best.misfit:
+            best = pol
+        if best.misfit <= accept_misfit:
+            break
+    assert best is not None
     return best
 
 

@@ -16,7 +16,11 @@ from ncvx_imaging.phase_retrieval import (
     tv_path_restarts,
 )
 from ncvx_imaging.phase_retrieval.cdi_baselines import PhasingResult, hio_er
-from ncvx_imaging.phase_retrieval.tv_path import distinct_basins
+from ncvx_imaging.phase_retrieval.tv_path import (
+    distinct_basins,
+    grown_window,
+    hio_fallback_windows,
+)
 
 # the package exports the function ``tv_path``, which shadows the module of that name
 tv_path_module = importlib.import_module("ncvx_imaging.phase_retrieval.tv_path")
@@ -339,6 +343,33 @@ def test_hio_polish_rounds_go_on_until_accepted(monkeypatch):
     assert [st[0] for st in res.stages] == ["hio+fit"] * 2
 
 
+def test_grown_window_stays_in_the_box():
+    box = (10, 20, 30, 30)
+    assert grown_window((15, 25, 20, 16), 0, box) == (15, 25, 20, 16)
+    assert grown_window((15, 25, 20, 16), 4, box) == (13, 23, 24, 20)
+    assert grown_window((10, 20, 20, 16), 4, box) == (10, 20, 24, 20)  # pushed inside
+    assert grown_window((19, 33, 20, 16), 6, box) == (14, 28, 26, 22)  # shifted back in
+    assert grown_window((12, 22, 28, 28), 8, box) == box  # clipped to the box
+
+
+def test_hio_fallback_windows_grows_a_too_small_window():
+    """On a window one pixel short of the object, HIO cannot fit the data; the fallback then
+    retries on grown windows and phases on the first that holds the object."""
+    obj, ff, y, box, _ = _setup(True)
+    r, c = ff.offset
+    small = torch.zeros(y.shape, dtype=torch.float64)
+    res = TVPathResult(field=small, loose=small.to(torch.complex128), window=(r, c, 7, 8), misfit=1)
+    kw = dict(real=True, hio_iters=300, starts=4, fit_maxit=50, generator=torch.Generator())
+    out = hio_fallback_windows(y, res, box, grow=(0, 2, 4), **kw)
+    assert out.window[2:] == (9, 10)  # grown by 2: (7 + 2, 8 + 2)
+    err = float(align_fourier(out.field, ff.pad(obj))[1])
+    assert err < 1e-4 and out.misfit < 1e-8
+    only = hio_fallback_windows(y, res, box, grow=(0,), **{**kw, "generator": torch.Generator()})
+    assert only.window == (r, c, 7, 8) and only.misfit > 1e-4
+    with pytest.raises(ValueError, match="grow"):
+        hio_fallback_windows(y, res, box, grow=(), **kw)
+
+
 def test_hio_er_rejects_zero_iterations():
     m = torch.ones(8, 8, dtype=torch.float64)
     with pytest.raises(ValueError, match="at least one iteration"):
@@ -373,3 +404,5 @@ def test_tv_path_restarts_hio_fallback_only_when_the_path_fails():
     assert len(fails.tries) == 2
     with pytest.raises(ValueError, match="hio_starts"):
         tv_path_restarts(y, box, start, real=True, hio_starts=0)
+    with pytest.raises(ValueError, match="hio_grow"):
+        tv_path_restarts(y, box, start, real=True, hio_grow=(0, -1))
