@@ -345,9 +345,17 @@ class Evaluator:
                 # constraints would run every row's seed through every tensor's graph (an
                 # attack's 1568 box rows through the network: 123 of 156 s of the run)
                 dtype = constraints[0].dtype
-                jac = torch.cat(
-                    [self._jacobian_of(c.to(dtype), inputs, k) for k, c in enumerate(constraints)]
-                )
+                if len(constraints) == 1:
+                    jac = self._jacobian_of(constraints[0].to(dtype), inputs, 0)
+                else:  # filled block by block: no second copy of a large Jacobian
+                    jac = constraints[0].new_zeros(m, self.n, dtype=dtype)
+                    at = 0
+                    for k, c in enumerate(constraints):
+                        rows = jac[at : at + c.numel()]
+                        block = self._jacobian_of(c.to(dtype), inputs, k, out=rows)
+                        if block is not rows:
+                            rows.copy_(block)
+                        at += c.numel()
         except RuntimeError as exc:
             raise UserFunctionError(exc) from exc
         grad_f, jac = self._to_solver(grad_f), self._to_solver(jac)
@@ -400,20 +408,25 @@ class Evaluator:
         return grad_f, self._to_solver(gv)
 
     def _jacobian_of(
-        self, c: torch.Tensor, inputs: list[torch.Tensor], slot: int | None = None
+        self,
+        c: torch.Tensor,
+        inputs: list[torch.Tensor],
+        slot: int | None = None,
+        out: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``(c.numel(), n)`` Jacobian of one constraint tensor (zeros if it is constant).
 
         ``slot``: the tensor's position among the constraints; large tensors (at least
         :data:`COMPRESS_MIN_ROWS` entries) are column-compressed once their pattern is known
-        and few colours cover it."""
+        and few colours cover it. ``out``: a zero-filled ``(c.numel(), n)`` block that a
+        compressed Jacobian is written into (then returned)."""
         if not c.requires_grad:
-            return torch.zeros(c.numel(), self.n, dtype=c.dtype, device=c.device)
+            return out if out is not None else c.new_zeros(c.numel(), self.n)
         compress = slot is not None and self.jacobian == "auto" and c.numel() >= COMPRESS_MIN_ROWS
         colouring = self._colourings.get(slot) if compress else None
         if colouring is not None:
             try:
-                J = self._jacobian_compressed(c, inputs, colouring)
+                J = self._jacobian_compressed(c, inputs, colouring, out)
             except RuntimeError as exc:  # e.g. an operation without a double backward
                 logger.info("compressed Jacobians switched off for ci/ce tensor %d: %s", slot, exc)
                 self._colourings[slot] = colouring = None
@@ -435,7 +448,11 @@ class Evaluator:
         return J
 
     def _jacobian_compressed(
-        self, c: torch.Tensor, inputs: list[torch.Tensor], colouring: ColumnColouring
+        self,
+        c: torch.Tensor,
+        inputs: list[torch.Tensor],
+        colouring: ColumnColouring,
+        out: torch.Tensor | None = None,
     ) -> torch.Tensor | None:
         """The Jacobian from ``J V`` (``V`` the colouring's seeds) and a random probe ``J r``,
         both by double backward (``J v = ∂/∂u (Jᵀu)ᵀv``); ``None`` if the probe disagrees with
@@ -477,7 +494,7 @@ class Evaluator:
         if missed or not bool(torch.isfinite(JV).all()):
             logger.debug("compressed Jacobian: the probe disagrees; learning the pattern again")
             return None
-        return colouring.dense(values)
+        return colouring.dense(values, out)
 
     def _jacobian(self, stacked: torch.Tensor, inputs: list[torch.Tensor]) -> torch.Tensor:
         rows = stacked.numel()

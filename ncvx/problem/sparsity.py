@@ -56,9 +56,10 @@ class ColumnColouring:
         """(nnz,) the pattern's entries of ``J``, from ``J V`` (``(m, p)``)."""
         return JV[self.rows, self.colour[self.cols]]
 
-    def dense(self, values: torch.Tensor) -> torch.Tensor:
-        """Dense ``J`` (``(m, n)``) from the pattern's entries."""
-        J = values.new_zeros(self.shape)
+    def dense(self, values: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Dense ``J`` (``(m, n)``) from the pattern's entries (written into ``out``, a
+        zero-filled ``(m, n)`` tensor, when given)."""
+        J = values.new_zeros(self.shape) if out is None else out
         J[self.rows, self.cols] = values
         return J
 
