@@ -134,3 +134,32 @@ def test_module_parameters_are_compressed_too(monkeypatch: pytest.MonkeyPatch) -
     expected = torch.cat([torch.diag(data**2), torch.ones(100, 1, dtype=F64)], dim=1)
     torch.testing.assert_close(e.J_i, expected)
     assert ev.n_compressed == 1
+
+
+def test_float32_jacobians_are_compressed_and_match() -> None:
+    """The probe's tolerance follows the dtype: float32 rounding is not a missed entry."""
+    fn, shapes = _svm_like()
+
+    def fn32(v):
+        f, (margin, nonneg), _ = fn({k: t.double() for k, t in v.items()})
+        return f.float(), [margin.float(), nonneg.float()], None
+
+    layout = VariableLayout.from_shapes(shapes)
+    evs = [
+        Evaluator(
+            fn32,
+            DictBinding(layout, lambda v: v),
+            dtype=torch.float32,
+            device=torch.device("cpu"),
+            jacobian=mode,
+        )
+        for mode in ("auto", "batched")
+    ]
+    gen = torch.Generator().manual_seed(6)
+    for k in range(3):
+        x = torch.randn(evs[0].n, generator=gen)
+        a, b = (ev.evaluate(x, first=k == 0) for ev in evs)
+        a.ensure_gradients()
+        b.ensure_gradients()
+        torch.testing.assert_close(a.J_i, b.J_i, rtol=1e-6, atol=1e-6)
+    assert evs[0].n_compressed == 4
