@@ -46,6 +46,7 @@ def replay(
     alone: bool = False,
     rounds: int = 1,
     grow: tuple[int, ...] = (0,),
+    round_misfit: float = 1e-8,
 ) -> list[dict]:
     """One record per object of run ``name``: per start the saved and the replayed errors.
     ``alone``: start from the ncvx-alone answers of a run made with the fallback (session 8)."""
@@ -81,6 +82,7 @@ def replay(
                     starts=starts,
                     rounds=rounds,
                     accept_misfit=accept,
+                    round_misfit=round_misfit,
                     generator=gen,
                 )
                 out = pol if pol.misfit < old.misfit else old
@@ -124,6 +126,9 @@ def main() -> None:
     ap.add_argument("--hio-starts", type=int, default=8)
     ap.add_argument("--hio-rounds", type=int, default=1, help="as tv_path_restarts' hio_rounds")
     ap.add_argument("--hio-grow", type=int, nargs="+", default=[0], help="window margins")
+    ap.add_argument(
+        "--hio-accept", type=float, default=1e-8, help="misfit that ends the HIO rounds"
+    )
     ap.add_argument("--accept", type=float, default=1e-6, help="misfit of an accepted path")
     ap.add_argument("--name", default="cdi_fallback_replay")
     ap.add_argument(
@@ -144,6 +149,7 @@ def main() -> None:
             args.from_ncvx_alone,
             args.hio_rounds,
             tuple(args.hio_grow),
+            args.hio_accept,
         )
     ]
     write_json(

@@ -112,6 +112,9 @@ def main() -> None:
         help="margins by which the fallback's window grows while not accepted",
     )
     ap.add_argument(
+        "--hio-accept", type=float, default=1e-8, help="misfit that ends the HIO rounds"
+    )
+    ap.add_argument(
         "--name", default=None, help="cdi_tv_screen, cdi_tv_restarts (no screen) or cdi_tv_path"
     )
     args = ap.parse_args()
@@ -187,7 +190,8 @@ def main() -> None:
                 f"exits={'default' if args.exits is None else tuple(args.exits)}"
                 + (
                     f", hio_fallback={args.hio_fallback}, hio_starts={args.hio_starts}, "
-                    f"hio_rounds={args.hio_rounds}, hio_grow={tuple(args.hio_grow)})"
+                    f"hio_rounds={args.hio_rounds}, hio_grow={tuple(args.hio_grow)}, "
+                    f"hio_accept={args.hio_accept:g})"
                     if args.hio_fallback
                     else ")"
                 ),
@@ -282,6 +286,7 @@ def _one_start(
             hio_starts=args.hio_starts,
             hio_rounds=args.hio_rounds,
             hio_grow=tuple(args.hio_grow),
+            hio_accept=args.hio_accept,
             **kw,
         )
     else:

@@ -257,6 +257,7 @@ def tv_path_restarts(
     hio_starts: int = 8,
     hio_rounds: int = 3,
     hio_grow: Sequence[int] = (0, 4, 8),
+    hio_accept: float = 1e-8,
     generator: torch.Generator | None = None,
     **options: Any,
 ) -> TVPathResult:
@@ -297,8 +298,9 @@ def tv_path_restarts(
     ``hio_fallback > 0`` (default 1000): when no candidate reaches ``accept_misfit``, the best
     one goes through :func:`hio_polish` with that many HIO iterations on its tight window, from
     its field and ``hio_starts - 1`` random fields (a classical projection stage, not ncvx;
-    up to ``hio_rounds`` rounds while the answer is not accepted; then on the window grown by
-    the next margin of ``hio_grow``, see :func:`hio_fallback_windows`), and
+    up to ``hio_rounds`` rounds while the answer's misfit is above ``hio_accept``; then, if it
+    is still above ``accept_misfit``, on the window grown by the next margin of ``hio_grow``,
+    see :func:`hio_fallback_windows`), and
     the answer with the lower data misfit is returned -- a choice made from the measurements
     and the support alone. When the fallback wins, the result has ``hio = True`` and ``path``
     holds the ncvx-alone answer. Successful paths never run it (their estimates are unchanged);
@@ -414,6 +416,7 @@ def tv_path_restarts(
             starts=hio_starts,
             rounds=hio_rounds,
             accept_misfit=accept_misfit,
+            round_misfit=hio_accept,
             fit_maxit=fit_maxit,
             generator=generator,
             **options,
@@ -446,11 +449,14 @@ def hio_fallback_windows(
     real: bool,
     grow: Sequence[int] = (0, 4, 8),
     accept_misfit: float = 1e-6,
+    round_misfit: float = 1e-8,
     **kwargs: Any,
 ) -> TVPathResult:
     """:func:`hio_polish` on ``result``'s window grown by each margin of ``grow`` in turn
     (:func:`grown_window`, inside the loose ``box``) until one answer's misfit is
-    ``<= accept_misfit``; returns the lowest-misfit answer. The autocorrelation under-estimates
+    ``<= accept_misfit``; returns the lowest-misfit answer. Within a window, HIO rounds go on
+    while the misfit is above ``round_misfit`` (stricter: the fallback's phased answers end at
+    1e-9 to 1e-13, and a coins start stopped at 7e-7 with error 0.012). The autocorrelation under-estimates
     the size of rounded objects (their extreme lags are products of faint edge pixels: the
     Shepp-Logan phantom, 62x48, reads as 60x45), and on a window smaller than the object no
     method fits the data; a larger support only loosens the constraint, and the misfit tells
@@ -466,7 +472,7 @@ def hio_fallback_windows(
             misfit=result.misfit,
             stages=result.stages,
         )
-        pol = hio_polish(y, res, real=real, accept_misfit=accept_misfit, **kwargs)
+        pol = hio_polish(y, res, real=real, accept_misfit=round_misfit, **kwargs)
         if best is None or pol.misfit < best.misfit:
             best = pol
         if best.misfit <= accept_misfit:
