@@ -59,6 +59,9 @@ SETS = {
     "held4": [("coins", "motion:9/150", 25, 0.03, 4), ("coffee", "shake:11/41", 25, 0.02, 4),
               ("astronaut", "motion:11/30", 25, 0.01, 4), ("moon", "motion:13/20", 27, 0.02, 4),
               ("camera", "motion:12/120", 27, 0.02, 4), ("coffee", "motion:9/135", 25, 0.03, 4)],
+    # session 8: the benchmark's four cases with other noise draws (the robustness of target 3)
+    "noise": [("camera", k, s, sig, seed) for seed in (1, 2)
+              for k, s in (("motion:9/30", 25), ("motion:13/60", 27)) for sig in (0.01, 0.03)],
 }
 
 
@@ -146,17 +149,21 @@ def analyse(a: str = "trim:0", b: str = "full:0") -> None:
     print(f"{total} cases; criterion picks the better start in:", wins)
 
 
-def table(start: str = "fit:0", old: tuple[str, str] = ("trim:0", "full:0")) -> None:
+def table(start: str = "fit:0", prev: str | None = None,
+          old: tuple[str, str] = ("trim:0", "full:0")) -> None:
     """Markdown rows per case: ``start`` at the over-specified and at the exact size (the cost),
     the blurry input and, where both records exist, the session-5 default (``old`` chosen by the
-    whiter residual)."""
+    whiter residual); with ``prev`` (e.g. the records of an earlier rule) its over-specified PSNR
+    and cost as well. Ends with the counts of the issue's two criteria per set."""
     recs: dict[str, dict[str, dict]] = {}
     for f in sorted(OUT.glob("*.json")):
         r = json.loads(f.read_text())
         recs.setdefault(r["case"], {})[r["start"]] = r
-    print("| set | image | true kernel | size | σ | blurry | session-5 default | "
-          f"`{start}` | − blurry | exact size | cost | extent (refit) | CPU s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    extra = f" `{prev}` | its cost |" if prev else ""
+    print("| set | image | true kernel | size | σ | blurry | session-5 default |" + extra
+          + f" `{start}` | − blurry | exact size | cost | extent (refit) | CPU s |")
+    print("|---" * (13 + 2 * bool(prev)) + "|")
+    counts: dict[str, list[int]] = {}
     for name, cases in SETS.items():
         for c in cases:
             rs, ex = recs.get(case_name(c), {}), recs.get(case_name(exact_size(c)), {})
@@ -166,12 +173,26 @@ def table(start: str = "fit:0", old: tuple[str, str] = ("trim:0", "full:0")) -> 
             o = [rs[k] for k in old if k in rs]
             od = min(o, key=lambda q: q["whiteness"])["psnr"] if len(o) == len(old) else None
             e = ex.get(start)
+            cell = ""
+            if prev:
+                p, pe = rs.get(prev), ex.get(prev)
+                cell = (f" {p['psnr']:.2f} |" if p else " – |") + (
+                    f" {pe['psnr'] - p['psnr']:+.2f} |" if p and pe else " – |")
+            n = counts.setdefault(name, [0, 0, 0, 0])
+            n[0] += r["psnr"] - r["blurry"] >= 2
+            n[1] += 1
+            if e:
+                n[2] += e["psnr"] - r["psnr"] <= 1
+                n[3] += 1
             print(f"| {name} | {c[0]} | {c[1]} | {c[2]} | {c[3]} | {r['blurry']:.2f} | "
-                  + (f"{od:.2f}" if od is not None else "–")
-                  + f" | {r['psnr']:.2f} | {r['psnr'] - r['blurry']:+.2f} | "
+                  + (f"{od:.2f}" if od is not None else "–") + " |" + cell
+                  + f" {r['psnr']:.2f} | {r['psnr'] - r['blurry']:+.2f} | "
                   + (f"{e['psnr']:.2f} | {e['psnr'] - r['psnr']:+.2f}" if e else "– | –")
                   + f" | {r.get('support_estimate')} ({'yes' if r.get('refit') else 'no'})"
                   + f" | {r['cpu_s']:.0f} |")
+    print()
+    print("`" + start + "`: " + ", ".join(f"{k} +2 dB {v[0]}/{v[1]}, cost <= 1 dB {v[2]}/{v[3]}"
+                                          for k, v in counts.items()))
 
 
 def main() -> None:
@@ -179,8 +200,9 @@ def main() -> None:
     ap.add_argument("--set", action="append", choices=list(SETS), default=[])
     ap.add_argument("--starts", nargs="*", default=["trim:0", "full:0"])
     ap.add_argument("--analyse", nargs="*", default=None)
-    ap.add_argument("--table", default=None, metavar="START",
-                    help="print the markdown table of one start (e.g. fit:0) and exit")
+    ap.add_argument("--table", nargs="+", default=None, metavar="START",
+                    help="print the markdown table of one start (e.g. fit:0:p0.05), optionally "
+                    "with an earlier start's column (e.g. fit:0), and exit")
     ap.add_argument("--min-piece", type=float, default=0.05,
                     help="alternating stage: drop kernel pieces under this mass fraction "
                     "(0 = the pre-session-8 pipeline; records then keep their old names)")
@@ -189,7 +211,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.table is not None:
-        table(args.table)
+        table(*args.table[:2])
         return
     if args.analyse is not None:
         analyse(*args.analyse)
