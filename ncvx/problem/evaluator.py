@@ -455,8 +455,9 @@ class Evaluator:
         out: torch.Tensor | None = None,
     ) -> torch.Tensor | None:
         """The Jacobian from ``J V`` (``V`` the colouring's seeds) and a random probe ``J r``,
-        both by double backward (``J v = ∂/∂u (Jᵀu)ᵀv``); ``None`` if the probe disagrees with
-        the decompressed matrix or the products are not finite (the caller goes dense)."""
+        both by double backward (``J v = ∂/∂u (Jᵀu)ᵀv``), checked against the probe row by row
+        and against one ordinary reverse pass (``wᵀJ r``); ``None`` if a check fails or the
+        products are not finite (the caller goes dense)."""
         flat = c.reshape(-1)
         if colouring.shape != (flat.numel(), self.n):
             return None
@@ -491,8 +492,24 @@ class Evaluator:
         scale = colouring.matvec(values.abs(), probe) + expected.abs()
         rtol = max(_PROBE_RTOL, 1e3 * torch.finfo(flat.dtype).eps)
         missed = bool(((got - expected).abs() > rtol * scale).any())
+        # the products above all come from the double backward; one ordinary reverse pass
+        # checks them too (wᵀ J r both ways), in case part of the graph is not twice
+        # differentiable in a way that does not raise (a custom backward leaving autograd)
+        weights = torch.rand(flat.numel(), generator=gen, dtype=flat.dtype, device=flat.device)
+        reverse = torch.autograd.grad(
+            flat,
+            inputs,
+            grad_outputs=weights,
+            retain_graph=True,
+            allow_unused=True,
+            materialize_grads=True,
+        )
+        once = float(self.binding.flatten_grads(list(reverse), None).to(flat.dtype) @ probe)
+        twice = float(weights @ got)
+        if abs(once - twice) > rtol * float(weights @ scale):
+            missed = True
         if missed or not bool(torch.isfinite(JV).all()):
-            logger.debug("compressed Jacobian: the probe disagrees; learning the pattern again")
+            logger.debug("compressed Jacobian: the checks disagree; learning the pattern again")
             return None
         return colouring.dense(values, out)
 

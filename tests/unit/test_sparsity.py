@@ -163,3 +163,37 @@ def test_float32_jacobians_are_compressed_and_match() -> None:
         b.ensure_gradients()
         torch.testing.assert_close(a.J_i, b.J_i, rtol=1e-6, atol=1e-6)
     assert evs[0].n_compressed == 4
+
+
+def test_a_backward_that_leaves_autograd_is_caught_by_the_reverse_check() -> None:
+    """A custom Function whose backward leaves autograd has a double backward that silently
+    drops its term (the probe, computed the same way, agrees with it); the ordinary reverse
+    pass does not, and the dense Jacobian is used."""
+
+    class Cube(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x**3
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return (grad * 3 * x**2).detach()  # not differentiable in grad
+
+    m = COMPRESS_MIN_ROWS
+
+    def fn(v):
+        x = v["x"]
+        return x.sum(), Cube.apply(x) + x - 1, None
+
+    ev = _evaluator(fn, {"x": [m]})
+    x = torch.linspace(0.5, 1.5, m, dtype=F64)
+    ev.evaluate(x, first=True)
+    # the diagonal pattern, as a batched first pass would have learned it (this function's
+    # Jacobian takes the one-row-at-a-time path, which learns nothing)
+    ev._colourings[0] = colour_columns(torch.eye(m, dtype=F64), max_colours=8)
+    e = ev.evaluate(x + 0.1)
+    e.ensure_gradients()
+    torch.testing.assert_close(e.J_i, torch.diag(3 * (x + 0.1) ** 2 + 1))
+    assert ev.n_compressed == 0 and ev._pattern_misses == {0: 0}
