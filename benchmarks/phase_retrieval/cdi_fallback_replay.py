@@ -47,6 +47,7 @@ def replay(
     rounds: int = 1,
     grow: tuple[int, ...] = (0,),
     round_misfit: float = 1e-8,
+    only: list[int] | None = None,
 ) -> list[dict]:
     """One record per object of run ``name``: per start the saved and the replayed errors.
     ``alone``: start from the ncvx-alone answers of a run made with the fallback (session 8)."""
@@ -65,7 +66,9 @@ def replay(
             rec = {**rec, "misfits": rec["misfits_ncvx_alone"]}
             rec["rel_errors"] = rec["rel_errors_ncvx_alone"]
         errs, mis, hio_used, secs = [], [], [], []
-        for i, field in enumerate(fields):
+        idx = [i for i in range(len(fields)) if only is None or i in only]
+        for i in idx:
+            field = fields[i]
             win = tuple(rec["windows"][i])
             old = TVPathResult(field=field, loose=field, window=win, misfit=rec["misfits"][i])
             t = time.perf_counter()
@@ -104,8 +107,9 @@ def replay(
             {
                 "run": name,
                 "object": kind,
-                "saved_errors": rec["rel_errors"],
-                "saved_successes": sum(e < TOL for e in rec["rel_errors"]),
+                "replayed_starts": idx,
+                "saved_errors": [rec["rel_errors"][i] for i in idx],
+                "saved_successes": sum(rec["rel_errors"][i] < TOL for i in idx),
                 "rel_errors": errs,
                 "misfits": mis,
                 "hio": hio_used,
@@ -129,6 +133,7 @@ def main() -> None:
     ap.add_argument(
         "--hio-accept", type=float, default=1e-8, help="misfit that ends the HIO rounds"
     )
+    ap.add_argument("--only", type=int, nargs="+", default=None, help="these starts only")
     ap.add_argument("--accept", type=float, default=1e-6, help="misfit of an accepted path")
     ap.add_argument("--name", default="cdi_fallback_replay")
     ap.add_argument(
@@ -150,6 +155,7 @@ def main() -> None:
             args.hio_rounds,
             tuple(args.hio_grow),
             args.hio_accept,
+            args.only,
         )
     ]
     write_json(
