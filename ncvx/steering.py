@@ -25,6 +25,7 @@ from .errors import QPBackendError
 from .gram import h_rows_gram, low_rank_of
 from .penalty import PenaltyPoint
 from .qp import QPProblem, QPSolver
+from .qp import structured as _structured
 from .qp.structured import StructuredGram, StructuredQP, structured_gram
 
 _SQRT_EPS = math.sqrt(np.finfo(np.float64).eps)
@@ -191,16 +192,24 @@ class _WorkingSet:
         self.member = np.ones(c.shape[0], dtype=bool)
         self.member[m_e:] = c[m_e:] >= _SCREEN_BELOW
         self.tol = 1e-10 * (1.0 + np.abs(c))
+        self._C_sparse: torch.Tensor | None = None
         self._build()
 
     def _build(self) -> None:
         self.indices = np.nonzero(self.member)[0]
-        Cw = self.C[torch.as_tensor(self.indices, device=self.C.device)]  # (k, n)
+        index = torch.as_tensor(self.indices, device=self.C.device)
         self.gram: np.ndarray | StructuredGram
-        structured = structured_gram(Cw, lambda: low_rank_of(self.apply_H))
-        if structured is not None:  # thousands of constraints: sparse + low rank, never dense
-            self.gram, self.HCt = structured
-            return
+        if self.indices.size >= _structured.MIN_SIZE:
+            # thousands of constraints: sparse + low rank, never dense; the rows come from one
+            # sparse copy of C per point (not a dense gather and a sparse scan per working set)
+            if self._C_sparse is None:
+                self._C_sparse = self.C.detach().to_sparse().coalesce()
+            rows = self._C_sparse.index_select(0, index)
+            structured = structured_gram(rows, lambda: low_rank_of(self.apply_H))
+            if structured is not None:
+                self.gram, self.HCt = structured
+                return
+        Cw = self.C[index]  # (k, n)
         self.HCt, gram = h_rows_gram(Cw, self.apply_H)  # (n, k), (k, k)
         self.gram = gram.detach().cpu().double().numpy()
 

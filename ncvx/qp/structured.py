@@ -123,7 +123,7 @@ def structured_gram(
     ``None``.
 
     Args:
-        rows: (k, n) gradient rows ``R``.
+        rows: (k, n) gradient rows ``R``, dense or a sparse COO tensor.
         low_rank: ``(β, W, M_W)`` with ``H = βI + W M_W Wᵀ`` (``W`` (n, p)), or ``None`` when
             ``H`` has no such form, or a function returning either (called only for a
             working set large enough to use it).
@@ -131,7 +131,7 @@ def structured_gram(
     Returns ``None`` when the form does not pay off (few or dense rows, a dense ``C_s C_sᵀ``, a
     rank above :data:`MAX_RANK` or above ``k/RANK_RATIO``); the caller then forms the dense matrix.
     """
-    if rows.shape[0] < MIN_SIZE or rows.layout != torch.strided:
+    if rows.shape[0] < MIN_SIZE or rows.layout not in (torch.strided, torch.sparse_coo):
         return None
     if callable(low_rank):
         low_rank = low_rank()
@@ -139,10 +139,12 @@ def structured_gram(
         return None
     beta, W, MW = low_rank
     k, n = rows.shape
+    dense_rows = rows.layout == torch.strided
+    like = {"dtype": rows.dtype, "device": rows.device}
     if W.numel() == 0:
-        W, MW = rows.new_zeros(n, 0), rows.new_zeros(0, 0)
-    W, MW = W.to(rows), MW.to(rows)
-    coo = rows.detach().to_sparse().coalesce()
+        W, MW = torch.zeros(n, 0, **like), torch.zeros(0, 0, **like)
+    W, MW = W.to(**like), MW.to(**like)
+    coo = (rows.detach().to_sparse() if dense_rows else rows.detach()).coalesce()
     if coo._nnz() > 0.05 * rows.numel():
         return None
     i, j = coo.indices()
@@ -160,7 +162,7 @@ def structured_gram(
     S = (beta * (Rs @ Rs.T)).tocsr()
     if S.nnz > SPARSE_FILL * k:
         return None
-    parts = [rows[:, dense_cols]]
+    parts = [rows[:, dense_cols] if dense_rows else coo.index_select(1, dense_cols).to_dense()]
     if W.shape[1]:
         parts.append(torch.sparse.mm(coo, W))  # R W, (k, p)
     U = torch.cat(parts, dim=1).detach().cpu().double().numpy()

@@ -110,6 +110,26 @@ def test_structured_gram_matches_dense_products(monkeypatch):
     )
 
 
+@pytest.mark.parametrize("updates", [0, 12])
+def test_structured_gram_from_sparse_rows_matches_dense_rows(monkeypatch, updates):
+    """The steering QP hands over a sparse row selection of C: same Gram and operator as from
+    the dense rows (also with H = βI, no low-rank part yet)."""
+    monkeypatch.setattr(structured_mod, "MIN_SIZE", 10)
+    rng = np.random.default_rng(3)
+    R = torch.as_tensor(_svm_like_rows(300, 8, rng))
+    low_rank = (
+        _bfgs(R.shape[1], updates, rng).low_rank()
+        if updates
+        else (0.7, torch.zeros(R.shape[1], 0, dtype=F64), torch.zeros(0, 0, dtype=F64))
+    )
+    from_dense = structured_gram(R, low_rank)
+    from_sparse = structured_gram(R.to_sparse(), low_rank)
+    assert from_dense is not None and from_sparse is not None
+    np.testing.assert_allclose(from_sparse[0].dense(), from_dense[0].dense(), atol=1e-12)
+    y = torch.as_tensor(rng.standard_normal(R.shape[0]))
+    torch.testing.assert_close(from_sparse[1] @ y, from_dense[1] @ y, atol=1e-12, rtol=0)
+
+
 @pytest.mark.parametrize("equality", [False, True])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_ipm_matches_the_dense_ladder(seed, equality):
