@@ -89,25 +89,30 @@ def criteria(y: torch.Tensor, x: torch.Tensor, k: torch.Tensor) -> dict[str, flo
             "whiteness": residual_whiteness(r), "ring": ring_mass(k)}
 
 
-def start_label(kind: str, s: int, min_piece: float) -> str:
+def start_label(kind: str, s: int, min_piece: float, kernel_seeds: int = 1,
+                tag: str = "") -> str:
     """Record label of a start: ``kind:seed``, with ``:p<min_piece>`` when the alternating
-    stage drops small kernel pieces (session 8; the earlier records ran without it)."""
-    return f"{kind}:{s}" + (f":p{min_piece:g}" if min_piece > 0 else "")
+    stage drops small kernel pieces (session 8; the earlier records ran without it), ``:m<n>``
+    with a consensus kernel of ``n`` seeds (session 9) and ``:<tag>`` (e.g. the core commit a
+    rerun used)."""
+    return (f"{kind}:{s}" + (f":p{min_piece:g}" if min_piece > 0 else "")
+            + (f":m{kernel_seeds}" if kernel_seeds > 1 else "") + (f":{tag}" if tag else ""))
 
 
-def run(cases: list[tuple], starts: list[tuple[str, int]], min_piece: float = 0.05) -> None:
+def run(cases: list[tuple], starts: list[tuple[str, int]], min_piece: float = 0.05,
+        kernel_seeds: int = 1, tag: str = "") -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for c in cases:
         image, kspec, spec, sigma, seed = c
         P = make_blur_problem(image, 64, _kernel(kspec), sigma, boundary="valid", seed=seed)
         for kind, s in starts:
-            label = start_label(kind, s, min_piece)
+            label = start_label(kind, s, min_piece, kernel_seeds, tag)
             name = f"{case_name(c)}-{label.replace(':', '_')}"
             if (OUT / f"{name}.json").exists():
                 continue
             t = time.process_time()
             out, info = _one_start(P.y, spec, sigma, 1.0, kind, s, 1500, 8, 300, None, None,
-                                   min_piece=min_piece)
+                                   min_piece=min_piece, kernel_seeds=kernel_seeds)
             img = crop_latent_centred(out.x, out.k).clamp(0, 1)
             rec = {"case": case_name(c), "start": label, "cpu_s": time.process_time() - t,
                    "support_estimate": info.get("support_estimate"), "refit": info.get("refit"),
@@ -119,7 +124,9 @@ def run(cases: list[tuple], starts: list[tuple[str, int]], min_piece: float = 0.
                    "blurry": psnr_aligned(P.y, P.x, 8)[0],
                    "kernel_error": kernel_error_aligned(out.k, P.k),
                    "misfit_ratio": out.misfit_ratio, "enlarged": info.get("enlarged"),
-                   "warmup_ring": info.get("ring_mass"), **criteria(P.y, out.x, out.k)}
+                   "warmup_ring": info.get("ring_mass"),
+                   "consensus_medoid": info.get("consensus_medoid"),
+                   **criteria(P.y, out.x, out.k)}
             (OUT / f"{name}.json").write_text(json.dumps(rec, indent=1))
             np.savez_compressed(OUT / f"{name}.npz", x=out.x.numpy(), k=out.k.numpy())
             print(name, json.dumps({k: round(v, 4) if isinstance(v, float) else v
@@ -206,6 +213,10 @@ def main() -> None:
     ap.add_argument("--min-piece", type=float, default=0.05,
                     help="alternating stage: drop kernel pieces under this mass fraction "
                     "(0 = the pre-session-8 pipeline; records then keep their old names)")
+    ap.add_argument("--kernel-seeds", type=int, default=1,
+                    help="consensus kernel of this many seeds at the chosen support (session 9)")
+    ap.add_argument("--tag", default="",
+                    help="extra record label (e.g. the core commit of a same-core rerun)")
     ap.add_argument("--exact", action="store_true",
                     help="specify the true kernel size instead (the exact-size reference runs)")
     args = ap.parse_args()
@@ -218,7 +229,8 @@ def main() -> None:
         return
     starts = [(s.split(":")[0], int(s.split(":")[1])) for s in args.starts]
     cases = [c for name in args.set for c in SETS[name]]
-    run([exact_size(c) for c in cases] if args.exact else cases, starts, args.min_piece)
+    run([exact_size(c) for c in cases] if args.exact else cases, starts, args.min_piece,
+        args.kernel_seeds, args.tag)
 
 
 if __name__ == "__main__":

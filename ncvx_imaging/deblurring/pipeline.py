@@ -63,10 +63,12 @@ from .blind import (
     _resize,
     blind_deblur_am,
     crop_latent,
+    drop_small_pieces,
     kernel_pieces,
     pad_latent,
 )
 from .blind_dip import double_dip_naive
+from .consensus import consensus_kernel
 from .noise import estimate_noise_sigma
 from .nonblind import deconv_tv_discrepancy
 from .operators import conv_valid
@@ -326,10 +328,48 @@ def _refit_support(
     return size, am
 
 
+def _kernel_consensus(
+    y: torch.Tensor, kernel_size: int, size: int, am: BlindResult, sigma: float, tau: float,
+    warmup_iters: int, seed: int, outer: int, net: Any, z: Any, info: dict[str, Any],
+    kernel_seeds: int, min_piece: float = 0.0, kernel_threshold: float = 0.05,
+) -> BlindResult:
+    """Stages 1 and 2 again at the chosen support ``size`` with ``kernel_seeds - 1`` more seeds
+    (``seed + 1``, ...), and the entrywise median of the aligned kernels
+    (:func:`~ncvx_imaging.deblurring.consensus.consensus_kernel`), cleaned up as after a kernel
+    step of the alternating stage (entries under ``kernel_threshold`` of the peak, pieces under
+    ``min_piece`` of the mass). Returns the medoid start's result with the consensus kernel;
+    records ``"consensus_medoid"`` (0 = the first seed's run) in ``info``."""
+    runs = [am]
+    for i in range(1, kernel_seeds):
+        s = seed + i
+        torch.manual_seed(s)
+        net_s, z_s = (net, z) if size == kernel_size else _small_generator(net, z, kernel_size,
+                                                                           size)
+        if net_s is not None:
+            net_s = copy.deepcopy(net_s)
+        warm = double_dip_naive(y, size, iters=warmup_iters, seed=s, net=net_s, z=z_s,
+                                stop_mse=tau * sigma**2)
+        runs.append(blind_deblur_am(y, size, sigma, tau, outer=outer,
+                                    x0=warm.x.to(y).clamp(0, 1), k0=warm.k.to(y) / warm.k.sum(),
+                                    min_piece=min_piece))
+    k, ref = consensus_kernel([r.k for r in runs])
+    if kernel_threshold > 0:
+        k = torch.where(k >= kernel_threshold * k.max(), k, torch.zeros_like(k))
+        k = k / k.sum()
+    if min_piece > 0:
+        k = drop_small_pieces(k, min_piece)
+    info["consensus_medoid"] = ref
+    info["consensus_kernels"] = [r.k for r in runs]
+    base = runs[ref]
+    return BlindResult(x=base.x, k=k, result=base.result, seconds=base.seconds, sigma=sigma,
+                       misfit_ratio=float(((conv_valid(base.x, k) - y) ** 2).sum()
+                                          / (sigma**2 * y.numel())))
+
+
 def _one_start(
     y: torch.Tensor, kernel_size: int, sigma: float, tau: float, warm_start: str, seed: int,
     warmup_iters: int, outer: int, final_maxit: int, net: Any, z: Any, final_box: str = "fold",
-    ring_max: float = 0.25, min_piece: float = 0.05,
+    ring_max: float = 0.25, min_piece: float = 0.05, kernel_seeds: int = 1,
 ) -> tuple[BlindResult, dict[str, Any]]:
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -376,6 +416,9 @@ def _one_start(
     if warm_start in ("fit", "fullfit"):
         size, am = _refit_support(y, kernel_size, size, am, sigma, tau, warmup_iters, seed,
                                   outer, net, z, info, min_piece=min_piece)
+    if kernel_seeds > 1:
+        am = _kernel_consensus(y, kernel_size, size, am, sigma, tau, warmup_iters, seed, outer,
+                               net, z, info, kernel_seeds, min_piece=min_piece)
     final = deconv_tv_discrepancy(y, am.k, sigma, tau, boundary="valid", x0=am.x.clamp(0, 1),
                                   maxit=final_maxit, box=final_box)
     info["am"] = am
@@ -403,6 +446,7 @@ def blind_deblur_constrained(
     final_box: str = "fold",
     select: str = "whiteness",
     min_piece: float = 0.05,
+    kernel_seeds: int = 1,
 ) -> BlindResult:
     """Blind deblurring of ``y`` (``(h, w)``, float64) with a ``kernel_size`` kernel (may be
     over-specified); see the module doc. ``net``/``z``: the image generator and its input for the
@@ -431,7 +475,10 @@ def blind_deblur_constrained(
     its mass after every kernel step (:func:`~ncvx_imaging.deblurring.blind.drop_small_pieces`;
     0 gives the pipeline before session 8). A ``"trim"``/``"sizes"`` start whose half-size
     kernel was cut off reruns exactly the ``"full"`` start of the same seed; that duplicate is
-    not run twice."""
+    not run twice. ``kernel_seeds``: with ``n > 1``, stages 1 and 2 run again at the support
+    the start settled on with the seeds ``seed + 1, ..., seed + n - 1`` and stage 3 uses the
+    entrywise median of the aligned kernels (:func:`~ncvx_imaging.deblurring.consensus.
+    consensus_kernel`; session 9, an option)."""
     if y.dim() != 2:
         raise ValueError(f"y must be (h, w), got {tuple(y.shape)}")
     if sigma is None:
@@ -447,6 +494,8 @@ def blind_deblur_constrained(
         raise ValueError(f"final_box must be 'fold' or 'bounds', got {final_box!r}")
     if select not in ("objective", "whiteness"):
         raise ValueError(f"select must be 'objective' or 'whiteness', got {select!r}")
+    if kernel_seeds < 1:
+        raise ValueError(f"kernel_seeds must be at least 1, got {kernel_seeds}")
     t0 = time.perf_counter()
     best: tuple[float, BlindResult, dict[str, Any]] | None = None
     scores = []
@@ -455,7 +504,8 @@ def blind_deblur_constrained(
         if kind == "full" and s in fell_back:
             continue
         out, info = _one_start(y, kernel_size, sigma, tau, kind, s, warmup_iters, outer,
-                               final_maxit, net, z, final_box, min_piece=min_piece)
+                               final_maxit, net, z, final_box, min_piece=min_piece,
+                               kernel_seeds=kernel_seeds)
         if kind in ("trim", "sizes") and info.get("enlarged") is False:
             fell_back.add(s)
         if select == "objective":
