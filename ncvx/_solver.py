@@ -52,6 +52,9 @@ _LINGER_ITERATIONS = 10
 _CORRECT_BELOW = 1e4
 #: ... and at most this many violated constraints (the correction factors their Gram matrix).
 _CORRECT_MAX_ROWS = 1000
+#: consecutive first-level iterations whose step was shorter than the initial step, after which a
+#: line search starts at its guess instead of the initial step (see ``weak_wolfe``)
+_SHORT_STREAK = 3
 
 
 class _Stop(Exception):
@@ -214,6 +217,8 @@ class BFGSSQP:
         )
         self.iters = 0
         self.lagrangian_fallbacks = 0
+        self._short_streak = 0
+        self._last_alpha = 0.0  # the last first-level step (0: none; the next search starts at init)
         self.feasibility_corrections = 0
         self._lingering = 0  # iterations in a row just outside the violation tolerance
         self._linger_from = math.inf
@@ -298,12 +303,30 @@ class BFGSSQP:
                     if not ladder.bump():
                         raise _Stop(Status.NO_DESCENT)
                     continue
-            ls = weak_wolfe(self._evaluator_at(start.mu), start, d, settings)
+            guess = (
+                min(settings.init_step, 2.0 * self._last_alpha)
+                if o.linesearch_warm_step and self._first_level(ladder) and self._last_alpha > 0
+                else None
+            )
+            ls = weak_wolfe(
+                self._evaluator_at(start.mu),
+                start,
+                d,
+                settings,
+                guess,
+                guess_first=self._short_streak >= _SHORT_STREAK,
+            )
             evals += ls.n_evals
             if ls.status == LineSearchStatus.OK and ls.alpha >= settings.max_step:
                 ls = self._projected_extension(start, d, ls, settings)
                 evals += ls.n_evals
             if ls.status in (LineSearchStatus.OK, LineSearchStatus.FVALQUIT):
+                # the next search's guess: only a step along a first-level direction says
+                # anything about the next one
+                usual = self._first_level(ladder)
+                self._last_alpha = ls.alpha if usual else 0.0
+                short = usual and ls.alpha < settings.init_step
+                self._short_streak = self._short_streak + 1 if short else 0
                 break
             if not descent:  # a failed nondescent search: next fallback, else no direction
                 if not ladder.bump():
@@ -372,6 +395,11 @@ class BFGSSQP:
             self.point = new
             raise _Stop(done)
         return new
+
+    @staticmethod
+    def _first_level(ladder: Any) -> bool:
+        """Whether the direction is of the ladder's first level (not random)."""
+        return bool(ladder.level == ladder.lowest and ladder.level < 4)
 
     def _gradient_change(
         self, old: PenaltyPoint, new: PenaltyPoint, multipliers: torch.Tensor | None

@@ -56,11 +56,22 @@ def weak_wolfe(
     start: PenaltyPoint,
     d: torch.Tensor,
     settings: LineSearchSettings,
+    guess: float | None = None,
+    guess_first: bool = False,
 ) -> LineSearchResult:
     """Weak-Wolfe search along ``d`` (``(n,)``) from ``start``.
 
     ``evaluate(x)`` returns a :class:`PenaltyPoint` at ``x`` with the current ``μ`` whose
     gradient is computed lazily.
+
+    ``guess`` (twice the previous iteration's step, say) is where the steps ``t0, t0/2, t0/4,
+    ...`` (``t0`` the initial step) are expected to reach sufficient decrease. Rounded up to that
+    grid, it is tried right after ``t0`` fails (``guess_first``: instead of ``t0``), and from
+    there the grid steps above it upwards while they have sufficient decrease (values only), the
+    curvature test at the largest; then bisection as usual. Wherever sufficient decrease fails
+    above some grid step and holds below it, the search ends at the step it takes from ``t0``
+    (with ``guess_first``: if that step is below ``t0``), with a few evaluations instead of one
+    per halving when steps stay short.
     """
     if settings.backtracking:
         return _backtracking(evaluate, start, d, settings)
@@ -76,7 +87,27 @@ def weak_wolfe(
     best = start  # last "not far enough" point
     c1, c2 = settings.c1, settings.c2
     width_alpha, width_tol = math.nan, 0.0  # the bracket's width test, for this alpha
+    first = t
+    jump = _on_grid(guess, first)
     while n_evals < settings.max_evals:
+        if jump is not None and (n_evals == 0 if guess_first else n_evals == 1 and beta == first):
+            # start at the guess, or go on from it once the first step has failed, instead of
+            # halving down to it
+            top = first if n_evals == 0 else 0.5 * first
+            probe = _probe_upwards(
+                evaluate, x0, d, phi0, s0, jump, top, settings, settings.max_evals - n_evals
+            )
+            n_evals += probe.n_evals
+            jump = None
+            if probe.done is not None:
+                return LineSearchResult(probe.t, probe.done, probe.status, n_evals)
+            if probe.best is not None:
+                alpha, best = probe.alpha, probe.best
+                if alpha >= cap:  # the first bound along d, as below
+                    return LineSearchResult(alpha, best, LineSearchStatus.OK, n_evals)
+            beta = min(beta, probe.beta)
+            t = 0.5 * (alpha + beta) if beta < math.inf else min(2.0 * alpha, cap)
+            continue
         if alpha != width_alpha:  # it only changes with alpha
             width_alpha = alpha
             width_tol = (
@@ -111,6 +142,82 @@ def weak_wolfe(
         LineSearchStatus.NO_BRACKET if beta == math.inf else LineSearchStatus.BRACKETED_NO_WOLFE
     )
     return LineSearchResult(alpha, best, status, n_evals)
+
+
+def _on_grid(guess: float | None, first: float) -> float | None:
+    """``first·2^-k`` for the largest ``k >= 2`` with ``first·2^-k >= guess`` (``None``: no such
+    step, or no guess)."""
+    if guess is None or not 0.0 < guess < first:
+        return None
+    k = math.floor(math.log2(first / guess))
+    return math.ldexp(first, -k) if k >= 2 else None
+
+
+@dataclass
+class _Probe:
+    """What :func:`_probe_upwards` found: the accepted point (``done``), or the bracket
+    ``[alpha, beta]`` with the point at ``alpha`` (``best``, ``None`` for no step)."""
+
+    n_evals: int
+    alpha: float
+    beta: float
+    best: PenaltyPoint | None
+    t: float = 0.0
+    done: PenaltyPoint | None = None
+    status: LineSearchStatus = LineSearchStatus.OK
+
+
+def _probe_upwards(
+    evaluate: Callable[[torch.Tensor], PenaltyPoint],
+    x0: torch.Tensor,
+    d: torch.Tensor,
+    phi0: float,
+    s0: float,
+    guess: float,
+    top: float,
+    settings: LineSearchSettings,
+    budget: float,
+) -> _Probe:
+    """From ``guess <= top`` upwards: the largest of the steps ``guess·2^k <= top`` with
+    sufficient decrease (values only; at most ``budget`` evaluations), then the curvature test
+    there. The levels ``k`` are searched by galloping (``k = 0, 1, 2, 4, ...``) and bisection
+    between the last level with sufficient decrease and the first without."""
+    c1, c2 = settings.c1, settings.c2
+    n_evals = 0
+    top_level = round(math.log2(top / guess))  # steps guess·2^k, k = 0..top_level
+    lo, hi = -1, top_level + 1  # the largest level with sufficient decrease, the smallest without
+    good: PenaltyPoint | None = None
+    level, stride = 0, 1
+    while n_evals < budget:
+        t = math.ldexp(guess, level)
+        trial = evaluate(x0 + t * d)
+        n_evals += 1
+        if trial.feasible and math.isfinite(trial.phi) and trial.f <= settings.fvalquit:
+            return _Probe(n_evals, 0.0, math.inf, trial, t, trial, LineSearchStatus.FVALQUIT)
+        if math.isnan(trial.phi) or trial.phi >= phi0 + c1 * t * s0:
+            trial.ev.drop_graph()
+            hi = level
+            if lo < 0:
+                break  # none at the guess: bisection below it
+        else:
+            if good is not None:
+                good.ev.drop_graph()
+            lo, good = level, trial
+        if hi - lo <= 1:
+            break
+        if hi > top_level:  # no failure above yet: gallop upwards
+            level = min(lo + stride, top_level)
+            stride *= 2
+        else:
+            level = (lo + hi) // 2
+    beta = math.ldexp(guess, hi) if hi <= top_level else math.inf
+    if good is None:
+        return _Probe(n_evals, 0.0, beta, None)
+    t = math.ldexp(guess, lo)
+    slope = float(good.grad_phi @ d)
+    if not (math.isnan(slope) or slope <= c2 * s0):
+        return _Probe(n_evals, t, beta, good, t, good)
+    return _Probe(n_evals, t, beta, good)
 
 
 def _backtracking(

@@ -2,8 +2,8 @@
 
 Field names and defaults are PyGRANSO's (its *code* defaults), so a PyGRANSO options struct maps
 onto :class:`Options` one to one (:meth:`Options.from_pygranso`). A few fields are ncvx's own
-(``jacobian``, ``jacobian_chunk_size``, ``seed``, ``qp_tol``, ``bfgs_y``, ``bounds``,
-``stat_skip_qp``). Every value is checked in
+(``jacobian``, ``jacobian_chunk_size``, ``seed``, ``qp_tol``, ``bfgs_y``,
+``linesearch_warm_step``, ``bounds``, ``stat_skip_qp``). Every value is checked in
 ``__post_init__``; a wrong name or value raises :class:`~ncvx.errors.OptionsError` naming it.
 """
 
@@ -101,6 +101,7 @@ class Options:
     seed: int = 0
     qp_tol: float = 1e-9
     bfgs_y: str = "lagrangian"
+    linesearch_warm_step: bool = True
     bounds: Any = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -284,6 +285,7 @@ _BOOLS = [
     "print_ascii",
     "print_use_orange",
     "debug_mode",
+    "linesearch_warm_step",
 ]
 
 _CHECKS: list[Callable[[Options], None]] = [

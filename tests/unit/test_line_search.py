@@ -234,3 +234,60 @@ def test_backtracking_failure_is_bracketed_status():
     start = pen.point(torch.tensor([1.0], dtype=F64))
     res = weak_wolfe(pen, start, d, LineSearchSettings(backtracking=True, max_evals=5))
     assert res.status == LineSearchStatus.BRACKETED_NO_WOLFE and res.n_evals == 5
+
+
+# -- a guess of where sufficient decrease starts (the previous step, doubled) ----------------
+
+
+def _convex_case(kind: str, n: int, seed: int, scale: float):
+    fn, g = _quadratic(n, seed) if kind == "quad" else _max_affine(n, 3, seed)
+    pen = Penalty(fn, n)
+    start = pen.point(3 * torch.randn(n, generator=g, dtype=F64))
+    return pen, start, -scale * start.grad_phi
+
+
+@given(
+    kind=st.sampled_from(["quad", "max"]),
+    n=st.integers(1, 3),
+    seed=st.integers(0, 10_000),
+    log_scale=st.floats(-3.0, 12.0),
+    log_guess=st.floats(-14.0, 1.0),
+    guess_first=st.booleans(),
+)
+def test_guess_gives_the_same_step_on_convex_functions(
+    kind, n, seed, log_scale, log_guess, guess_first
+):
+    """Along a convex φ sufficient decrease holds on an interval (0, t̄): started from any guess,
+    the search ends where the plain search from t = 1 ends, with the same point."""
+    pen, start, d = _convex_case(kind, n, seed, 2.0**log_scale)
+    assume(float(start.grad_phi @ d) < 0)
+    settings = LineSearchSettings(c1=C1, c2=C2)
+    plain = weak_wolfe(pen, start, d, settings)
+    warm = weak_wolfe(pen, start, d, settings, 2.0**log_guess, guess_first=guess_first)
+    assert warm.status == plain.status
+    assert warm.alpha == plain.alpha
+    torch.testing.assert_close(warm.point.x, plain.point.x, rtol=0, atol=0)
+    if warm.status == LineSearchStatus.OK:
+        _assert_weak_wolfe(start, d, warm)
+
+
+@pytest.mark.parametrize("guess_first", [False, True])
+def test_a_good_guess_saves_the_halvings(guess_first):
+    """d = -2^10·∇φ on a quadratic: the plain search halves ten times; with the last step as the
+    guess, it takes three evaluations (two with guess_first)."""
+    pen, start, d = _convex_case("quad", 3, 7, 2.0**10)
+    settings = LineSearchSettings(c1=C1, c2=C2)
+    plain = weak_wolfe(pen, start, d, settings)
+    assert plain.status == LineSearchStatus.OK and plain.n_evals >= 8
+    warm = weak_wolfe(pen, start, d, settings, 2 * plain.alpha, guess_first=guess_first)
+    assert warm.alpha == plain.alpha
+    assert warm.n_evals <= (2 if guess_first else 3)
+
+
+@given(max_evals=st.integers(1, 4), guess_first=st.booleans())
+def test_guess_respects_the_evaluation_cap(max_evals, guess_first):
+    pen, start, d = _convex_case("quad", 2, 3, 2.0**12)
+    settings = LineSearchSettings(c1=C1, c2=C2, max_evals=max_evals)
+    res = weak_wolfe(pen, start, d, settings, 2.0**-6, guess_first=guess_first)
+    assert res.n_evals <= max_evals
+    assert res.n_evals == len(pen.trials)

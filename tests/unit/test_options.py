@@ -87,6 +87,7 @@ NCVX_FORM = {
     "seed": 0,
     "qp_tol": 1e-9,
     "bfgs_y": "lagrangian",
+    "linesearch_warm_step": True,  # same accepted steps where decrease holds below a threshold
     "bounds": None,
     "stat_skip_qp": True,  # the termination QP only where its value can stop the run
 }
@@ -183,6 +184,7 @@ NON_DEFAULTS = {
     "seed": 12,
     "qp_tol": 1e-7,
     "bfgs_y": "penalty",
+    "linesearch_warm_step": False,
     "stat_skip_qp": False,
     "bounds": (0.0, 1.0),
 }
@@ -303,6 +305,7 @@ INVALID = [
     ("qp_tol", 0.0),
     ("qp_tol", 2.0),
     ("bfgs_y", "hessian"),
+    ("linesearch_warm_step", "yes"),
     ("stat_skip_qp", "yes"),
     ("bounds", 3.0),
 ]
