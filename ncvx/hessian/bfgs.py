@@ -107,15 +107,15 @@ class DenseBFGS:
         b = -rho * Hy
         if not (math.isfinite(coeff) and bool(torch.isfinite(a).all() & torch.isfinite(b).all())):
             return UpdateInfo(False, damped, "nonfinite")
+        # the new H is positive definite (sᵀy > 0), so |H_ij| ≤ √(H_ii H_jj): a finite diagonal
+        # means finite entries; it is computed first (n reads), so that a large H can be
+        # updated in place only when the update will be kept
+        if not bool(torch.isfinite(H.diagonal() + s * a + b * s).all()):
+            return UpdateInfo(False, damped, "nonfinite")
         if self.n < INPLACE_MIN_N:  # small: the explicit formula (the rounding measured so far)
             H_new = H - rho * (torch.outer(Hy, s) + torch.outer(s, Hy)) + coeff * torch.outer(s, s)
-        else:
-            H_new = H.clone() if H is self.H else H  # the caller's matrix is never changed
-            H_new.addr_(s, a).addr_(b, s)
-        # H_new is positive definite (sᵀy > 0), so |H_ij| ≤ √(H_ii H_jj): a finite diagonal
-        # means finite entries, and checking it costs n instead of n² reads
-        if not bool(torch.isfinite(H_new.diagonal()).all()):
-            return UpdateInfo(False, damped, "nonfinite")
+        else:  # in place: no copy of the n² entries (35 ms a step at n = 5021)
+            H_new = H.addr_(s, a).addr_(b, s)
         self.H = H_new
         if self._base is not None:
             if 2 * len(self._blocks) + 2 > MAX_TRACKED:
@@ -126,6 +126,8 @@ class DenseBFGS:
         return UpdateInfo(True, damped, reason)
 
     def as_matrix(self) -> torch.Tensor:
+        """The ``(n, n)`` matrix itself (large ones are updated in place: :meth:`state` gives a
+        copy)."""
         return self.H
 
     def state(self) -> torch.Tensor:

@@ -399,13 +399,28 @@ def test_in_place_and_explicit_dense_updates_agree(monkeypatch):
     out = []
     for threshold in (0, 10**9):
         monkeypatch.setattr(bfgs_mod, "INPLACE_MIN_N", threshold)
-        H = DenseBFGS(torch.eye(30, dtype=torch.float64))
-        H0 = H.H
+        H0 = torch.eye(30, dtype=torch.float64)
+        H = DenseBFGS(H0)
         for s, y in pairs:
             H.update(s, y)
-        assert torch.equal(H0, torch.eye(30, dtype=torch.float64))  # never changed in place
+        assert torch.equal(H0, torch.eye(30, dtype=torch.float64))  # the caller's H0: untouched
         out.append(H.H)
     torch.testing.assert_close(out[0], out[1], rtol=1e-12, atol=1e-12)
+
+
+def test_in_place_update_leaves_h_alone_when_rejected(monkeypatch):
+    """A pair whose update would overflow is rejected before a large H is touched."""
+    from ncvx.hessian import bfgs as bfgs_mod
+
+    monkeypatch.setattr(bfgs_mod, "INPLACE_MIN_N", 0)
+    H = DenseBFGS(torch.eye(4, dtype=torch.float64), scale_first=False, damping=0.0)
+    before = H.H.clone()
+    s = torch.tensor([1e200, 0.0, 0.0, 0.0], dtype=torch.float64)
+    y = torch.tensor([1e-150, 0.0, 0.0, 0.0], dtype=torch.float64)  # sᵀy = 1e50 > 0
+    info = H.update(s, y)
+    assert not info.applied and info.reason == "nonfinite"
+    assert torch.equal(H.H, before)
+    assert H.state() is not H.H and torch.equal(H.state(), H.H)
 
 
 @pytest.mark.cuda
