@@ -17,7 +17,7 @@ iteration (``r`` the rank) instead of ``O(k³)``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,6 +56,7 @@ class StructuredGram:
     S: sp.csr_matrix
     U: np.ndarray
     M: np.ndarray
+    _diagonal: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -70,8 +71,14 @@ class StructuredGram:
         return self.S @ x + self.U @ (self.M @ (self.U.T @ x))
 
     def diagonal(self) -> np.ndarray:
-        """(k,) ``diag(P)``."""
-        return self.S.diagonal() + np.einsum("ij,ij->i", self.U @ self.M, self.U)
+        """(k,) ``diag(P)`` (``k r²`` flops, computed once; the residual checks and the
+        interior-point method ask for it many times)."""
+        if self._diagonal is None:
+            diag = self.S.diagonal() + np.einsum("ij,ij->i", self.U @ self.M, self.U)
+            diag.setflags(write=False)
+            object.__setattr__(self, "_diagonal", diag)
+        assert self._diagonal is not None
+        return self._diagonal
 
     def scaled(self, d: np.ndarray, factor: float = 1.0) -> StructuredGram:
         """``factor · D P D`` with ``D = diag(d)``."""
