@@ -44,6 +44,11 @@ _MAX_PATTERN_MISSES = 3
 #: With at least this many scalar constraints, a penalty gradient needed before the Jacobian
 #: (a line-search trial point) is formed by weighted reverse passes instead.
 WEIGHTED_MIN_ROWS = 256
+#: Zero-filled Jacobians of at least this many entries (on the CPU) come from a few buffers
+#: that are reused once no tensor refers to them any more: a fresh 10 000 × 5021 zero matrix
+#: costs ~0.1 s, mostly page faults of new memory, where zeroing a reused one costs ~0.02 s.
+POOL_MIN_ENTRIES = 4_000_000
+_POOL_SIZE = 3
 
 
 class UserFunctionError(RuntimeError):
@@ -209,6 +214,7 @@ class Evaluator:
         self._colourings: dict[int, ColumnColouring | None] = {}
         self.n_compressed = 0  # Jacobians obtained by compression (for tests and profiles)
         self._pattern_misses: dict[int, int] = {}
+        self._pool: list[tuple[torch.Tensor, int]] = []  # (buffer, its storage's own use count)
         self.seconds_in_user = 0.0
         self._empty: torch.Tensor | None = None
         # prescaling factors (1 = unscaled); set by :meth:`set_scaling`
@@ -348,7 +354,7 @@ class Evaluator:
                 if len(constraints) == 1:
                     jac = self._jacobian_of(constraints[0].to(dtype), inputs, 0)
                 else:  # filled block by block: no second copy of a large Jacobian
-                    jac = constraints[0].new_zeros(m, self.n, dtype=dtype)
+                    jac = self._zeros(m, dtype, constraints[0].device)
                     at = 0
                     for k, c in enumerate(constraints):
                         rows = jac[at : at + c.numel()]
@@ -425,6 +431,8 @@ class Evaluator:
         compress = slot is not None and self.jacobian == "auto" and c.numel() >= COMPRESS_MIN_ROWS
         colouring = self._colourings.get(slot) if compress else None
         if colouring is not None:
+            if out is None:
+                out = self._zeros(c.numel(), c.dtype, c.device)
             try:
                 J = self._jacobian_compressed(c, inputs, colouring, out)
             except RuntimeError as exc:  # e.g. an operation without a double backward
@@ -446,6 +454,20 @@ class Evaluator:
                 else None
             )
         return J
+
+    def _zeros(self, m: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """A zero ``(m, n)`` matrix; large ones on the CPU from the buffer pool (a buffer is
+        reused only when its storage has no other user: no view of it is alive)."""
+        if m * self.n < POOL_MIN_ENTRIES or device.type != "cpu":
+            return torch.zeros(m, self.n, dtype=dtype, device=device)
+        for buf, own in self._pool:
+            if buf.shape == (m, self.n) and buf.dtype == dtype and _use_count(buf) == own:
+                return buf.zero_()
+        buf = torch.zeros(m, self.n, dtype=dtype, device=device)
+        own = _use_count(buf)
+        if own > 0:  # the count is readable: the buffer can be pooled
+            self._pool = [*self._pool[-(_POOL_SIZE - 1) :], (buf, own)]
+        return buf
 
     def _jacobian_compressed(
         self,
@@ -694,3 +716,11 @@ def nonfinite_report(ev: Evaluation, ci_names: list[str], ce_names: list[str]) -
         if idx:
             bad.append(f"{kind} entries {idx[:10]}{'...' if len(idx) > 10 else ''}")
     return ", ".join(bad)
+
+
+def _use_count(t: torch.Tensor) -> int:
+    """How many holders ``t``'s storage has (tensors and views; 0 if this torch cannot say)."""
+    try:
+        return int(torch._C._storage_Use_Count(t.untyped_storage()._cdata))
+    except (AttributeError, RuntimeError):
+        return 0

@@ -197,3 +197,39 @@ def test_a_backward_that_leaves_autograd_is_caught_by_the_reverse_check() -> Non
     e.ensure_gradients()
     torch.testing.assert_close(e.J_i, torch.diag(3 * (x + 0.1) ** 2 + 1))
     assert ev.n_compressed == 0 and ev._pattern_misses == {0: 0}
+
+
+def test_large_jacobians_reuse_buffers_only_when_nothing_refers_to_them(monkeypatch) -> None:
+    """Pooled zero matrices: a live evaluation's Jacobian is never overwritten; a dropped
+    one's buffer is reused (and zeroed first)."""
+    monkeypatch.setattr(evaluator_module, "POOL_MIN_ENTRIES", 1000)
+    fn, shapes = _svm_like()
+    ev = _evaluator(fn, shapes)
+    g = torch.Generator().manual_seed(2)
+    points = [torch.randn(ev.n, dtype=F64, generator=g) for _ in range(6)]
+    reference = _evaluator(fn, shapes, jacobian="batched")
+    kept = []
+    for k, x in enumerate(points):
+        e = ev.evaluate(x, first=k == 0)
+        e.ensure_gradients()
+        if k % 2 == 0:
+            kept.append((x, e))  # alive: its buffer must stay as it is
+        # a dropped evaluation's buffer goes back to the pool
+    assert ev.n_compressed >= 4  # the compressed path wrote into pooled buffers
+    storages = {e.J_i.untyped_storage().data_ptr() for _, e in kept}
+    assert len(storages) == len(kept)  # live Jacobians never share a buffer
+    for x, e in kept:
+        r = reference.evaluate(x, first=not reference.m_i)
+        r.ensure_gradients()
+        torch.testing.assert_close(e.J_i, r.J_i, rtol=0, atol=0)
+    assert 0 < len(ev._pool) <= evaluator_module._POOL_SIZE
+    e = ev.evaluate(points[1])
+    e.ensure_gradients()
+    ptr = e.J_i.untyped_storage().data_ptr()
+    del e
+    e = ev.evaluate(points[3])
+    e.ensure_gradients()
+    assert e.J_i.untyped_storage().data_ptr() == ptr  # the dropped buffer, reused
+    r = reference.evaluate(points[3])
+    r.ensure_gradients()
+    torch.testing.assert_close(e.J_i, r.J_i, rtol=0, atol=0)  # zeroed before it was refilled
