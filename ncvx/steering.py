@@ -64,6 +64,7 @@ class SteeringQP:
         assert ev.J_i is not None and ev.J_e is not None and ev.grad_f is not None
         self.m_e = ev.ce.numel()
         self.C = ev.C  # (m, n)
+        self._sparse_C = ev.sparse_C
         c = torch.cat([ev.ce, ev.ci])  # (m,)
         self.Hg = apply_H(ev.grad_f)  # (n,)
         # host copies of the small QP data, once
@@ -80,7 +81,7 @@ class SteeringQP:
     def solve(self, mu: float) -> tuple[np.ndarray, torch.Tensor]:
         """Multipliers ``y`` (``(m,)``, ``[y_e; y_i]``) and ``d(mu)`` (``(n,)``)."""
         if self._work is None:
-            self._work = _WorkingSet(self.C, self.c, self.m_e, self.apply_H)
+            self._work = _WorkingSet(self.C, self.c, self.m_e, self.apply_H, self._sparse_C)
         work, Hg = self._work, self.Hg
         while True:
             idx = work.indices
@@ -186,8 +187,10 @@ class _WorkingSet:
         c: np.ndarray,
         m_e: int,
         apply_H: Callable[[torch.Tensor], torch.Tensor],
+        sparse_C: Callable[[], torch.Tensor] | None = None,
     ) -> None:
         self.C = C
+        self.sparse_C = sparse_C  # C as a sparse tensor, made by its owner (once per point)
         self.apply_H = apply_H
         self.member = np.ones(c.shape[0], dtype=bool)
         self.member[m_e:] = c[m_e:] >= _SCREEN_BELOW
@@ -203,7 +206,9 @@ class _WorkingSet:
             # thousands of constraints: sparse + low rank, never dense; the rows come from one
             # sparse copy of C per point (not a dense gather and a sparse scan per working set)
             if self._C_sparse is None:
-                self._C_sparse = self.C.detach().to_sparse().coalesce()
+                self._C_sparse = (
+                    self.sparse_C() if self.sparse_C is not None else self.C.detach().to_sparse()
+                ).coalesce()
             rows = self._C_sparse.index_select(0, index)
             structured = structured_gram(rows, lambda: low_rank_of(self.apply_H))
             if structured is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +78,9 @@ class Evaluation:
         None
     )
     _weighted_cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+    # (rows, cols) of C's possible nonzeros when its Jacobians came from known patterns
+    _pattern: tuple[torch.Tensor, torch.Tensor] | None = None
+    _C_sparse: torch.Tensor | None = None
 
     @property
     def has_gradients(self) -> bool:
@@ -98,6 +102,25 @@ class Evaluation:
             else:
                 self._C = torch.cat([self.J_e, self.J_i])
         return self._C
+
+    def sparse_C(self) -> torch.Tensor:
+        """``C`` as a coalesced sparse COO tensor (made once; from the Jacobians' nonzero
+        patterns when they are known, which saves scanning all ``m n`` entries)."""
+        if self._C_sparse is None:
+            C = self.C.detach()
+            if self._pattern is None:
+                self._C_sparse = C.to_sparse().coalesce()
+            else:
+                rows, cols = self._pattern
+                values = C[rows, cols]
+                keep = values != 0  # exactly the entries to_sparse would keep
+                self._C_sparse = torch.sparse_coo_tensor(
+                    torch.stack([rows[keep], cols[keep]]),
+                    values[keep],
+                    C.shape,
+                    check_invariants=False,  # in range by construction
+                ).coalesce()
+        return self._C_sparse
 
     def ensure_gradients(self) -> None:
         """Compute ``grad_f``, ``J_i``, ``J_e`` if not done yet (then free the graph)."""
@@ -215,6 +238,8 @@ class Evaluator:
         self.n_compressed = 0  # Jacobians obtained by compression (for tests and profiles)
         self._pattern_misses: dict[int, int] = {}
         self._pool: list[tuple[torch.Tensor, int]] = []  # (buffer, its storage's own use count)
+        self._used_colouring: ColumnColouring | None = None  # of the last _jacobian_of call
+        self._last_pattern: tuple[torch.Tensor, torch.Tensor] | None = None
         self.seconds_in_user = 0.0
         self._empty: torch.Tensor | None = None
         # prescaling factors (1 = unscaled); set by :meth:`set_scaling`
@@ -279,8 +304,14 @@ class Evaluator:
                 f2, ci2, ce2 = self._unpack_autograd(self._call_user(arg, False), False)
             return [f2.reshape(1), *ci2, *ce2], again
 
+        owner: list[weakref.ref[Evaluation]] = []
+
         def pending() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            return self._gradients(*graph())
+            out = self._gradients(*graph())
+            ev = owner[0]() if owner else None
+            if ev is not None:
+                ev._pattern = self._last_pattern
+            return out
 
         directional = None
         if ci.numel() + ce.numel() >= WEIGHTED_MIN_ROWS:
@@ -290,7 +321,9 @@ class Evaluator:
             ) -> tuple[torch.Tensor, torch.Tensor]:
                 return self._weighted_gradients(*graph(), w_i, w_e)
 
-        return Evaluation(x=x, f=f_val, ci=ci, ce=ce, _pending=pending, _weighted=directional)
+        ev = Evaluation(x=x, f=f_val, ci=ci, ce=ce, _pending=pending, _weighted=directional)
+        owner.append(weakref.ref(ev))
+        return ev
 
     def _unpack_autograd(
         self, out: Any, first: bool
@@ -330,6 +363,7 @@ class Evaluator:
         turn the objective's gradient into NaN.
         """
         self.n_gradients += 1
+        self._last_pattern = None
         f, constraints = outputs[0], outputs[1:]
         try:
             if f.requires_grad:
@@ -351,8 +385,10 @@ class Evaluator:
                 # constraints would run every row's seed through every tensor's graph (an
                 # attack's 1568 box rows through the network: 123 of 156 s of the run)
                 dtype = constraints[0].dtype
+                patterns: list[tuple[torch.Tensor, torch.Tensor]] | None = []
                 if len(constraints) == 1:
                     jac = self._jacobian_of(constraints[0].to(dtype), inputs, 0)
+                    patterns = self._block_pattern(constraints[0], 0, patterns)
                 else:  # filled block by block: no second copy of a large Jacobian
                     jac = self._zeros(m, dtype, constraints[0].device)
                     at = 0
@@ -361,7 +397,10 @@ class Evaluator:
                         block = self._jacobian_of(c.to(dtype), inputs, k, out=rows)
                         if block is not rows:
                             rows.copy_(block)
+                        patterns = self._block_pattern(c, at, patterns)
                         at += c.numel()
+                if patterns:
+                    self._last_pattern = self._pattern_of_C(patterns)
         except RuntimeError as exc:
             raise UserFunctionError(exc) from exc
         grad_f, jac = self._to_solver(grad_f), self._to_solver(jac)
@@ -426,6 +465,7 @@ class Evaluator:
         :data:`COMPRESS_MIN_ROWS` entries) are column-compressed once their pattern is known
         and few colours cover it. ``out``: a zero-filled ``(c.numel(), n)`` block that a
         compressed Jacobian is written into (then returned)."""
+        self._used_colouring = None
         if not c.requires_grad:
             return out if out is not None else c.new_zeros(c.numel(), self.n)
         compress = slot is not None and self.jacobian == "auto" and c.numel() >= COMPRESS_MIN_ROWS
@@ -441,7 +481,9 @@ class Evaluator:
                 J = None
             if J is not None:
                 self.n_compressed += 1
+                self._used_colouring = colouring
                 return J
+        self._used_colouring = None
         J = self._jacobian(c, inputs)
         if compress and (slot not in self._colourings or colouring is not None):
             # learn the pattern (again, after a probe mismatch: it missed an entry; a pattern
@@ -454,6 +496,34 @@ class Evaluator:
                 else None
             )
         return J
+
+    def _block_pattern(
+        self,
+        c: torch.Tensor,
+        offset: int,
+        patterns: list[tuple[torch.Tensor, torch.Tensor]] | None,
+    ) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """``patterns`` with the nonzero pattern of the block just computed (rows shifted by
+        ``offset``), or ``None`` once a block's pattern is not known (a dense Jacobian)."""
+        if patterns is None:
+            return None
+        if not c.requires_grad:  # a zero block: no entries
+            return patterns
+        colouring = self._used_colouring
+        if colouring is None:
+            return None
+        return [*patterns, (colouring.rows + offset, colouring.cols)]
+
+    def _pattern_of_C(
+        self, patterns: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pattern in ``C = [J_e; J_i]``'s rows from blocks in the Jacobian's row order
+        (inequalities first)."""
+        rows = torch.cat([r for r, _ in patterns])
+        cols = torch.cat([c for _, c in patterns])
+        m_i, m_e = self.m_i or 0, self.m_e or 0
+        rows = torch.where(rows < m_i, rows + m_e, rows - m_i)
+        return rows, cols
 
     def _zeros(self, m: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """A zero ``(m, n)`` matrix; large ones on the CPU from the buffer pool (a buffer is

@@ -233,3 +233,32 @@ def test_large_jacobians_reuse_buffers_only_when_nothing_refers_to_them(monkeypa
     r = reference.evaluate(points[3])
     r.ensure_gradients()
     torch.testing.assert_close(e.J_i, r.J_i, rtol=0, atol=0)  # zeroed before it was refilled
+
+
+def test_sparse_C_from_the_patterns_equals_to_sparse() -> None:
+    """``Evaluation.sparse_C`` built from the compressed blocks' patterns (equalities first in
+    ``C``) is exactly ``C.to_sparse()``: same indices, same values."""
+    g = torch.Generator().manual_seed(3)
+    m, d = 600, 5
+    X = torch.randn(m, d, generator=g, dtype=F64)
+
+    def fn(v):
+        margin = 1 - v["zeta"] - X @ v["w"] - v["b"]
+        equal = v["zeta"] ** 2 - 0.5 * v["w"].sum() + torch.where(v["zeta"] > 0, 1.0, 0.0)
+        return (v["w"] ** 2).sum(), [margin, -v["zeta"]], [equal]
+
+    shapes = {"w": [d], "b": [1], "zeta": [m]}
+    ev = _evaluator(fn, shapes)
+    x = torch.randn(ev.n, dtype=F64, generator=g)
+    x[d + 1 : d + 11] = 0.0  # a few slacks at 0: some pattern entries are zero here
+    for k in range(3):
+        e = ev.evaluate(x + 0.1 * k, first=k == 0)
+        e.ensure_gradients()
+        expected = e.C.to_sparse().coalesce()
+        got = e.sparse_C()
+        if k == 2:  # the slacks at 0 hid entries at the first point: learnt again at the second
+            assert e._pattern is not None
+        assert torch.equal(got.indices(), expected.indices())
+        assert torch.equal(got.values(), expected.values())
+        assert got.shape == expected.shape == (3 * m, ev.n)
+    assert ev.n_compressed >= 3
