@@ -128,7 +128,10 @@ def run(cases: list[tuple], starts: list[tuple[str, int]], min_piece: float = 0.
                    "consensus_medoid": info.get("consensus_medoid"),
                    **criteria(P.y, out.x, out.k)}
             (OUT / f"{name}.json").write_text(json.dumps(rec, indent=1))
-            np.savez_compressed(OUT / f"{name}.npz", x=out.x.numpy(), k=out.k.numpy())
+            extra = {}
+            if "consensus_kernels" in info:  # the seeds' kernels behind a consensus kernel
+                extra["seed_kernels"] = torch.stack(info["consensus_kernels"]).numpy()
+            np.savez_compressed(OUT / f"{name}.npz", x=out.x.numpy(), k=out.k.numpy(), **extra)
             print(name, json.dumps({k: round(v, 4) if isinstance(v, float) else v
                                     for k, v in rec.items()}), flush=True)
 
