@@ -423,7 +423,7 @@ class BFGSSQP:
         b.ensure_gradients()
         assert a.J_e is not None and b.J_e is not None and a.J_i is not None and b.J_i is not None
         # rows ordered like the multipliers: [J_e; J_i]
-        y = new.mu * (new.grad_f - old.grad_f) + b.times_C(multipliers) - a.times_C(multipliers)
+        y = new.mu * (new.grad_f - old.grad_f) + multipliers @ b.C - multipliers @ a.C
         s = new.x - old.x
         if float(s @ y) <= 0 < float(s @ y_penalty):
             self.lagrangian_fallbacks += 1

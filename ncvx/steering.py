@@ -65,11 +65,10 @@ class SteeringQP:
         self.m_e = ev.ce.numel()
         self.C = ev.C  # (m, n)
         self._sparse_C = ev.sparse_C
-        self._C_times = ev.C_times
         c = torch.cat([ev.ce, ev.ci])  # (m,)
         self.Hg = apply_H(ev.grad_f)  # (n,)
         # host copies of the small QP data, once
-        self.CHg = self._C_times(self.Hg).detach().cpu().double().numpy()
+        self.CHg = (self.C @ self.Hg).detach().cpu().double().numpy()
         self.c = c.detach().cpu().double().numpy()
         m = self.c.shape[0]
         self.lb = np.zeros(m)
@@ -100,7 +99,7 @@ class SteeringQP:
 
     def linearized(self, d: torch.Tensor) -> np.ndarray:
         """The linearised constraints ``c + C d`` (``(m,)``)."""
-        return self.c + self._C_times(d).detach().cpu().double().numpy()
+        return self.c + (self.C @ d).detach().cpu().double().numpy()
 
 
 def steering_qp_at_mu(

@@ -49,12 +49,6 @@ WEIGHTED_MIN_ROWS = 256
 #: that are reused once no tensor refers to them any more: a fresh 10 000 × 5021 zero matrix
 #: costs ~0.1 s, mostly page faults of new memory, where zeroing a reused one costs ~0.02 s.
 POOL_MIN_ENTRIES = 4_000_000
-#: ``C v`` and ``yᵀC`` use the sparse copy of ``C`` from this many entries of ``C`` on (when
-#: the Jacobians' patterns are known): there a dense product reads ≥ 80 MB per call (svm-5000:
-#: 15 ms against ~1 ms sparse); below, the dense product costs as little and keeps the
-#: rounding of the runs measured so far (svm-1000 with sparse products: another trajectory,
-#: 92 iterations and 2.5× the time).
-SPARSE_PRODUCT_MIN_ENTRIES = 10_000_000
 _POOL_SIZE = 3
 
 
@@ -127,25 +121,6 @@ class Evaluation:
                     check_invariants=False,  # in range by construction
                 ).coalesce()
         return self._C_sparse
-
-    def C_times(self, v: torch.Tensor) -> torch.Tensor:
-        """``C v`` (``(m,)``) for ``v`` (``(n,)``); by the sparse copy when the Jacobians'
-        patterns are known and ``C`` is large (a few nonzeros per row instead of ``m n``
-        reads)."""
-        if not self._sparse_products():
-            return self.C @ v
-        S = self.sparse_C()
-        return torch.sparse.mm(S, v.to(S.dtype).reshape(-1, 1)).reshape(-1)
-
-    def times_C(self, y: torch.Tensor) -> torch.Tensor:
-        """``yᵀC`` (``(n,)``) for ``y`` (``(m,)``); sparse as in :meth:`C_times`."""
-        if not self._sparse_products():
-            return y @ self.C
-        S = self.sparse_C()
-        return torch.sparse.mm(S.t(), y.to(S.dtype).reshape(-1, 1)).reshape(-1)
-
-    def _sparse_products(self) -> bool:
-        return self._pattern is not None and self.C.numel() >= SPARSE_PRODUCT_MIN_ENTRIES
 
     def ensure_gradients(self) -> None:
         """Compute ``grad_f``, ``J_i``, ``J_e`` if not done yet (then free the graph)."""

@@ -262,20 +262,3 @@ def test_sparse_C_from_the_patterns_equals_to_sparse() -> None:
         assert torch.equal(got.values(), expected.values())
         assert got.shape == expected.shape == (3 * m, ev.n)
     assert ev.n_compressed >= 3
-
-
-@pytest.mark.parametrize("threshold", [0, 10**12])
-def test_products_with_C_sparse_or_dense_agree(monkeypatch, threshold) -> None:
-    """``C v`` and ``yᵀC``: from the sparse copy above the size threshold, dense below."""
-    monkeypatch.setattr(evaluator_module, "SPARSE_PRODUCT_MIN_ENTRIES", threshold)
-    fn, shapes = _svm_like()
-    ev = _evaluator(fn, shapes)
-    g = torch.Generator().manual_seed(4)
-    for k in range(2):
-        e = ev.evaluate(torch.randn(ev.n, dtype=F64, generator=g), first=k == 0)
-        e.ensure_gradients()
-    assert (e._pattern is not None) and e._sparse_products() == (threshold == 0)
-    v = torch.randn(ev.n, dtype=F64, generator=g)
-    y = torch.randn(e.C.shape[0], dtype=F64, generator=g)
-    torch.testing.assert_close(e.C_times(v), e.C @ v, rtol=1e-13, atol=1e-13)
-    torch.testing.assert_close(e.times_C(y), y @ e.C, rtol=1e-13, atol=1e-13)
