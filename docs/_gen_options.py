@@ -131,6 +131,14 @@ MEANING: dict[str, str] = {
     "qp_tol": "a QP answer is accepted when its scaled KKT residual is ≤ qp_tol. Otherwise it is "
     "retried and other backends are tried. Answers up to 1e-6 are still used but count as failures. "
     "Values above 1e-6 are rejected (`OptionsError`)",
+    "linesearch_warm_step": "where a line search tries steps after its first: from twice the "
+    "previous iteration's step (rounded onto the grid t0, t0/2, t0/4, ...), upwards (galloping, "
+    "then bisection) while they have sufficient decrease, instead of halving down from t0 one "
+    "evaluation at a time; after three iterations in a row with steps below t0 it starts at that "
+    "guess. Wherever sufficient decrease fails above some step and holds below it, the accepted "
+    "step is the plain search's (identical iterates on every problem of `benchmarks/`), with "
+    "fewer evaluations when steps stay short (dictionary learning, n = 100: 2354 → 962). "
+    "`False`: the plain search, as GRANSO/PyGRANSO",
     "bfgs_y": "what the BFGS update learns from. `'lagrangian'`: the change of the gradient of "
     "mu f + y_eᵀce + y_iᵀci with the steering QP's multipliers y held fixed (steered steps; other "
     "steps use the penalty gradient). `'penalty'`: the change of the penalty gradient, as "
@@ -149,6 +157,7 @@ NCVX_ONLY = {
     "seed",
     "qp_tol",
     "bfgs_y",
+    "linesearch_warm_step",
     "bounds",
     "stat_skip_qp",
 }
