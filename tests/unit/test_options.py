@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from dataclasses import fields
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -410,3 +413,16 @@ def test_boolean_options_reject_non_booleans(name):
         Options(**{name: "yes"})
     with pytest.raises(OptionsError, match=name):
         Options(**{name: 2})
+
+
+def test_the_options_page_matches_the_options() -> None:
+    """docs/options.md's tables are generated from ``Options`` (``docs/_gen_options.py``): an
+    option added without a description, or a default changed, shows here."""
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, str(root / "docs" / "_gen_options.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
