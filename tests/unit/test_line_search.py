@@ -291,3 +291,28 @@ def test_guess_respects_the_evaluation_cap(max_evals, guess_first):
     res = weak_wolfe(pen, start, d, settings, 2.0**-6, guess_first=guess_first)
     assert res.n_evals <= max_evals
     assert res.n_evals == len(pen.trials)
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    log_guess=st.floats(-12.0, 0.0),
+    guess_first=st.booleans(),
+)
+def test_guess_on_nonconvex_functions_still_gives_a_weak_wolfe_step(seed, log_guess, guess_first):
+    """Where sufficient decrease is not monotone along d (here a wavy, nonsmooth function) the
+    step may differ from the plain search's, but it is still a weak-Wolfe step."""
+    g = torch.Generator().manual_seed(seed)
+    a = 0.5 + torch.rand(1, generator=g, dtype=F64)
+
+    def fn(x):
+        return (x**2).sum() + a * torch.sin(7 * x).abs().sum(), None, None
+
+    pen = Penalty(fn, 1)
+    start = pen.point(3 * torch.randn(1, generator=g, dtype=F64))
+    d = -start.grad_phi * float(torch.exp(6 * torch.rand(1, generator=g, dtype=F64)))
+    assume(float(start.grad_phi @ d) < -1e-8)
+    res = weak_wolfe(pen, start, d, LineSearchSettings(c1=C1, c2=C2), 2.0**log_guess, guess_first)
+    if res.status == LineSearchStatus.OK:
+        _assert_weak_wolfe(start, d, res)
+    else:
+        assert res.status == LineSearchStatus.BRACKETED_NO_WOLFE
