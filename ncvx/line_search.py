@@ -180,8 +180,9 @@ def _probe_upwards(
 ) -> _Probe:
     """From ``guess <= top`` upwards: the largest of the steps ``guess·2^k <= top`` with
     sufficient decrease (values only; at most ``budget`` evaluations), then the curvature test
-    there. The levels ``k`` are searched by galloping (``k = 0, 1, 2, 4, ...``) and bisection
-    between the last level with sufficient decrease and the first without."""
+    there. The levels ``k`` are searched by galloping (strides 1, 2, 4, ... above the last level
+    with sufficient decrease: ``k = 0, 1, 3, 7, ...``) and bisection between the last level with
+    sufficient decrease and the first without."""
     c1, c2 = settings.c1, settings.c2
     n_evals = 0
     top_level = round(math.log2(top / guess))  # steps guess·2^k, k = 0..top_level
