@@ -135,10 +135,12 @@ MEANING: dict[str, str] = {
     "previous iteration's step (rounded onto the grid t0, t0/2, t0/4, ...), upwards (galloping, "
     "then bisection) while they have sufficient decrease, instead of halving down from t0 one "
     "evaluation at a time; after three iterations in a row with steps below t0 it starts at that "
-    "guess. Wherever sufficient decrease fails above some step and holds below it, the accepted "
-    "step is the plain search's (identical iterates on every problem of `benchmarks/`), with "
-    "fewer evaluations when steps stay short (dictionary learning, n = 100: 2354 → 962). "
-    "`False`: the plain search, as GRANSO/PyGRANSO",
+    "guess. After a step without sufficient decrease, and from a step with it while searching "
+    "upwards, the next step on the grid is the one where the quadratic through φ(0), the slope "
+    "and that value stops decreasing sufficiently. Wherever sufficient decrease fails above some "
+    "step and holds below it, the accepted step is the plain search's (identical iterates on "
+    "every problem of `benchmarks/`), with fewer evaluations when steps stay short (dictionary "
+    "learning, n = 100: 2354 → 830). `False`: the plain search, as GRANSO/PyGRANSO",
     "bfgs_y": "what the BFGS update learns from. `'lagrangian'`: the change of the gradient of "
     "mu f + y_eᵀce + y_iᵀci with the steering QP's multipliers y held fixed (steered steps; other "
     "steps use the penalty gradient). `'penalty'`: the change of the penalty gradient, as "

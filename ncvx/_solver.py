@@ -315,6 +315,7 @@ class BFGSSQP:
                 settings,
                 guess,
                 guess_first=self._short_streak >= _SHORT_STREAK,
+                predict=o.linesearch_warm_step,
             )
             evals += ls.n_evals
             if ls.status == LineSearchStatus.OK and ls.alpha >= settings.max_step:

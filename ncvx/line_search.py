@@ -58,6 +58,7 @@ def weak_wolfe(
     settings: LineSearchSettings,
     guess: float | None = None,
     guess_first: bool = False,
+    predict: bool = False,
 ) -> LineSearchResult:
     """Weak-Wolfe search along ``d`` (``(n,)``) from ``start``.
 
@@ -72,6 +73,12 @@ def weak_wolfe(
     above some grid step and holds below it, the search ends at the step it takes from ``t0``
     (with ``guess_first``: if that step is below ``t0``), with a few evaluations instead of one
     per halving when steps stay short.
+
+    ``predict``: after a grid step without sufficient decrease (and no step with it yet), go
+    next to the grid step where the quadratic through ``φ(0)``, the slope ``φ'(0; d)`` and that
+    value stops decreasing sufficiently (then upwards from there as from a guess; after ``t0``
+    this replaces ``guess``); while searching upwards from a step with sufficient decrease, jump
+    to the step that quadratic predicts. The same accepted step wherever the guess gives it.
     """
     if settings.backtracking:
         return _backtracking(evaluate, start, d, settings)
@@ -89,13 +96,19 @@ def weak_wolfe(
     width_alpha, width_tol = math.nan, 0.0  # the bracket's width test, for this alpha
     first = t
     jump = _on_grid(guess, first)
+    top = first if guess_first else 0.5 * first
+    floor_t = float(torch.linalg.vector_norm(x0)) / norm_d * settings.step_tol if predict else 0.0
     while n_evals < settings.max_evals:
-        if jump is not None and (n_evals == 0 if guess_first else n_evals == 1 and beta == first):
-            # start at the guess, or go on from it once the first step has failed, instead of
-            # halving down to it
-            top = first if n_evals == 0 else 0.5 * first
+        if (
+            jump is not None
+            and alpha == 0.0
+            and ((n_evals == 0 and guess_first) or (n_evals >= 1 and beta == 2 * top))
+        ):
+            # start at the guess, or go on from it once a step has failed, instead of halving
+            # down to it
             probe = _probe_upwards(
-                evaluate, x0, d, phi0, s0, jump, top, settings, settings.max_evals - n_evals
+                evaluate, x0, d, phi0, s0, jump, top, settings, settings.max_evals - n_evals,
+                predict,
             )
             n_evals += probe.n_evals
             jump = None
@@ -106,6 +119,10 @@ def weak_wolfe(
                 if alpha >= cap:  # the first bound along d, as below
                     return LineSearchResult(alpha, best, LineSearchStatus.OK, n_evals)
             beta = min(beta, probe.beta)
+            if predict and probe.best is None and beta == probe.beta:
+                step = _predicted_step(beta, probe.rise, s0, c1, floor_t)
+                jump = step if step is not None and step <= 0.25 * beta else None
+                top = 0.5 * beta
             t = 0.5 * (alpha + beta) if beta < math.inf else min(2.0 * alpha, cap)
             continue
         if alpha != width_alpha:  # it only changes with alpha
@@ -123,6 +140,14 @@ def weak_wolfe(
         if math.isnan(phi) or phi >= phi0 + c1 * t * s0:
             beta = t
             trial.ev.drop_graph()
+            if predict and alpha == 0.0:
+                # the next step from the quadratic model through this one; over the guess
+                # (if any) because it knows about this direction
+                step = _predicted_step(t, phi - phi0, s0, c1, floor_t)
+                if step is not None:
+                    jump, top = (step if step <= 0.25 * t else None), 0.5 * t
+                elif n_evals > 1 or guess_first:
+                    jump = None
         else:
             slope = float(trial.grad_phi @ d)
             if math.isnan(slope) or slope <= c2 * s0:
@@ -142,6 +167,29 @@ def weak_wolfe(
         LineSearchStatus.NO_BRACKET if beta == math.inf else LineSearchStatus.BRACKETED_NO_WOLFE
     )
     return LineSearchResult(alpha, best, status, n_evals)
+
+
+def _predicted_level(t: float, rise: float, s0: float, c1: float) -> int | None:
+    """``k`` such that ``t·2^k`` is the largest of the steps ``t·2^j`` below the point where
+    the quadratic through ``φ(0)``, slope ``s0`` and ``φ(t) = φ(0) + rise`` stops decreasing
+    sufficiently (``None``: the quadratic has no curvature to go by)."""
+    excess = rise - s0 * t
+    if not (s0 < 0.0 and math.isfinite(rise) and excess > 0.0):
+        return None
+    boundary = (1.0 - c1) * (-s0) * t * t / excess
+    return math.floor(math.log2(boundary / t)) if boundary > 0.0 else None
+
+
+def _predicted_step(
+    t: float, rise: float, s0: float, c1: float, floor_t: float
+) -> float | None:
+    """The step ``t·2^k``, ``k <= -1``, that :func:`_predicted_level` gives for a step ``t``
+    without sufficient decrease (``None``: no prediction, or not above ``floor_t``)."""
+    k = _predicted_level(t, rise, s0, c1)
+    if k is None:
+        return None
+    step = math.ldexp(t, min(k, -1))
+    return step if step > floor_t else None
 
 
 def _on_grid(guess: float | None, first: float) -> float | None:
@@ -165,6 +213,7 @@ class _Probe:
     t: float = 0.0
     done: PenaltyPoint | None = None
     status: LineSearchStatus = LineSearchStatus.OK
+    rise: float = math.nan  # φ - φ(0) at beta when no step had sufficient decrease
 
 
 def _probe_upwards(
@@ -177,6 +226,7 @@ def _probe_upwards(
     top: float,
     settings: LineSearchSettings,
     budget: float,
+    predict: bool = False,
 ) -> _Probe:
     """From ``guess <= top`` upwards: the largest of the steps ``guess·2^k <= top`` with
     sufficient decrease (values only; at most ``budget`` evaluations), then the curvature test
@@ -188,6 +238,7 @@ def _probe_upwards(
     top_level = round(math.log2(top / guess))  # steps guess·2^k, k = 0..top_level
     lo, hi = -1, top_level + 1  # the largest level with sufficient decrease, the smallest without
     good: PenaltyPoint | None = None
+    rise = math.nan
     level, stride = 0, 1
     while n_evals < budget:
         t = math.ldexp(guess, level)
@@ -199,6 +250,7 @@ def _probe_upwards(
             trial.ev.drop_graph()
             hi = level
             if lo < 0:
+                rise = trial.phi - phi0
                 break  # none at the guess: bisection below it
         else:
             if good is not None:
@@ -207,13 +259,18 @@ def _probe_upwards(
         if hi - lo <= 1:
             break
         if hi > top_level:  # no failure above yet: gallop upwards
-            level = min(lo + stride, top_level)
-            stride *= 2
+            jump_to = _predicted_level(t, trial.phi - phi0, s0, c1) if predict and lo == level else None
+            if jump_to is not None and jump_to > stride:
+                level = min(lo + jump_to, top_level)
+                stride = 1
+            else:
+                level = min(lo + stride, top_level)
+                stride *= 2
         else:
             level = (lo + hi) // 2
     beta = math.ldexp(guess, hi) if hi <= top_level else math.inf
     if good is None:
-        return _Probe(n_evals, 0.0, beta, None)
+        return _Probe(n_evals, 0.0, beta, None, rise=rise)
     t = math.ldexp(guess, lo)
     slope = float(good.grad_phi @ d)
     if not (math.isnan(slope) or slope <= c2 * s0):

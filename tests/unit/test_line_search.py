@@ -9,7 +9,7 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from ncvx.line_search import LineSearchSettings, LineSearchStatus, weak_wolfe
+from ncvx.line_search import LineSearchSettings, LineSearchStatus, _predicted_level, weak_wolfe
 from ncvx.penalty import PenaltyPoint
 from ncvx.problem.binding import DictBinding
 from ncvx.problem.evaluator import Evaluator
@@ -251,19 +251,22 @@ def _convex_case(kind: str, n: int, seed: int, scale: float):
     n=st.integers(1, 3),
     seed=st.integers(0, 10_000),
     log_scale=st.floats(-3.0, 12.0),
-    log_guess=st.floats(-14.0, 1.0),
+    log_guess=st.one_of(st.none(), st.floats(-14.0, 1.0)),
     guess_first=st.booleans(),
+    predict=st.booleans(),
 )
 def test_guess_gives_the_same_step_on_convex_functions(
-    kind, n, seed, log_scale, log_guess, guess_first
+    kind, n, seed, log_scale, log_guess, guess_first, predict
 ):
     """Along a convex φ sufficient decrease holds on an interval (0, t̄): started from any guess,
-    the search ends where the plain search from t = 1 ends, with the same point."""
+    with or without the steps predicted by the quadratic model, the search ends where the plain
+    search from t = 1 ends, with the same point."""
     pen, start, d = _convex_case(kind, n, seed, 2.0**log_scale)
     assume(float(start.grad_phi @ d) < 0)
     settings = LineSearchSettings(c1=C1, c2=C2)
     plain = weak_wolfe(pen, start, d, settings)
-    warm = weak_wolfe(pen, start, d, settings, 2.0**log_guess, guess_first=guess_first)
+    guess = None if log_guess is None else 2.0**log_guess
+    warm = weak_wolfe(pen, start, d, settings, guess, guess_first=guess_first, predict=predict)
     assert warm.status == plain.status
     assert warm.alpha == plain.alpha
     torch.testing.assert_close(warm.point.x, plain.point.x, rtol=0, atol=0)
@@ -284,11 +287,37 @@ def test_a_good_guess_saves_the_halvings(guess_first):
     assert warm.n_evals <= (2 if guess_first else 3)
 
 
-@given(max_evals=st.integers(1, 4), guess_first=st.booleans())
-def test_guess_respects_the_evaluation_cap(max_evals, guess_first):
+def test_the_predicted_step_saves_the_halvings():
+    """On a quadratic the model through the failed first step is exact: with no guess at all,
+    the search tries t = 1, the predicted step, and the grid step above it."""
+    pen, start, d = _convex_case("quad", 3, 7, 2.0**10)
+    settings = LineSearchSettings(c1=C1, c2=C2)
+    plain = weak_wolfe(pen, start, d, settings)
+    assert plain.status == LineSearchStatus.OK and plain.n_evals >= 8
+    pen.trials.clear()
+    res = weak_wolfe(pen, start, d, settings, predict=True)
+    assert res.alpha == plain.alpha
+    assert res.n_evals == len(pen.trials) == 3
+
+
+@pytest.mark.parametrize("scale", [1.0, 3.0, 1e3])
+def test_predicted_level_of_an_exact_quadratic(scale):
+    """φ(t) = φ(0) + s0 t + h t²/2 has sufficient decrease exactly below
+    t̄ = 2 (1 - c1)(-s0)/h: the level is the largest t·2^k below t̄."""
+    s0, h, t = -2.0 * scale, 5.0, 1.0
+    rise = s0 * t + 0.5 * h * t * t
+    bound = 2 * (1 - C1) * (-s0) / h
+    k = _predicted_level(t, rise, s0, C1)
+    assert math.ldexp(t, k) <= bound < math.ldexp(t, k + 1)
+    assert _predicted_level(t, s0 * t, s0, C1) is None  # no curvature: nothing to go by
+    assert _predicted_level(t, math.nan, s0, C1) is None
+
+
+@given(max_evals=st.integers(1, 4), guess_first=st.booleans(), predict=st.booleans())
+def test_guess_respects_the_evaluation_cap(max_evals, guess_first, predict):
     pen, start, d = _convex_case("quad", 2, 3, 2.0**12)
     settings = LineSearchSettings(c1=C1, c2=C2, max_evals=max_evals)
-    res = weak_wolfe(pen, start, d, settings, 2.0**-6, guess_first=guess_first)
+    res = weak_wolfe(pen, start, d, settings, 2.0**-6, guess_first=guess_first, predict=predict)
     assert res.n_evals <= max_evals
     assert res.n_evals == len(pen.trials)
 
@@ -297,8 +326,11 @@ def test_guess_respects_the_evaluation_cap(max_evals, guess_first):
     seed=st.integers(0, 10_000),
     log_guess=st.floats(-12.0, 0.0),
     guess_first=st.booleans(),
+    predict=st.booleans(),
 )
-def test_guess_on_nonconvex_functions_still_gives_a_weak_wolfe_step(seed, log_guess, guess_first):
+def test_guess_on_nonconvex_functions_still_gives_a_weak_wolfe_step(
+    seed, log_guess, guess_first, predict
+):
     """Where sufficient decrease is not monotone along d (here a wavy, nonsmooth function) the
     step may differ from the plain search's, but it is still a weak-Wolfe step."""
     g = torch.Generator().manual_seed(seed)
@@ -311,7 +343,8 @@ def test_guess_on_nonconvex_functions_still_gives_a_weak_wolfe_step(seed, log_gu
     start = pen.point(3 * torch.randn(1, generator=g, dtype=F64))
     d = -start.grad_phi * float(torch.exp(6 * torch.rand(1, generator=g, dtype=F64)))
     assume(float(start.grad_phi @ d) < -1e-8)
-    res = weak_wolfe(pen, start, d, LineSearchSettings(c1=C1, c2=C2), 2.0**log_guess, guess_first)
+    settings = LineSearchSettings(c1=C1, c2=C2)
+    res = weak_wolfe(pen, start, d, settings, 2.0**log_guess, guess_first, predict=predict)
     if res.status == LineSearchStatus.OK:
         _assert_weak_wolfe(start, d, res)
     else:
