@@ -90,29 +90,32 @@ def criteria(y: torch.Tensor, x: torch.Tensor, k: torch.Tensor) -> dict[str, flo
 
 
 def start_label(kind: str, s: int, min_piece: float, kernel_seeds: int = 1,
-                tag: str = "") -> str:
+                tag: str = "", seed_choice: str = "median") -> str:
     """Record label of a start: ``kind:seed``, with ``:p<min_piece>`` when the alternating
     stage drops small kernel pieces (session 8; the earlier records ran without it), ``:m<n>``
-    with a consensus kernel of ``n`` seeds (session 9) and ``:<tag>`` (e.g. the core commit a
-    rerun used)."""
-    return (f"{kind}:{s}" + (f":p{min_piece:g}" if min_piece > 0 else "")
-            + (f":m{kernel_seeds}" if kernel_seeds > 1 else "") + (f":{tag}" if tag else ""))
+    with a consensus kernel of ``n`` seeds (session 9), ``:o<n>``/``:w<n>`` with the
+    lowest-objective / whitest-residual answer of ``n`` seeds (session 10) and ``:<tag>`` (e.g. the core commit a rerun used)."""
+    letter = {"median": "m", "objective": "o", "whiteness": "w"}[seed_choice]
+    many = f":{letter}{kernel_seeds}" if kernel_seeds > 1 else ""
+    return (f"{kind}:{s}" + (f":p{min_piece:g}" if min_piece > 0 else "") + many
+            + (f":{tag}" if tag else ""))
 
 
 def run(cases: list[tuple], starts: list[tuple[str, int]], min_piece: float = 0.05,
-        kernel_seeds: int = 1, tag: str = "") -> None:
+        kernel_seeds: int = 1, tag: str = "", seed_choice: str = "median") -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for c in cases:
         image, kspec, spec, sigma, seed = c
         P = make_blur_problem(image, 64, _kernel(kspec), sigma, boundary="valid", seed=seed)
         for kind, s in starts:
-            label = start_label(kind, s, min_piece, kernel_seeds, tag)
+            label = start_label(kind, s, min_piece, kernel_seeds, tag, seed_choice)
             name = f"{case_name(c)}-{label.replace(':', '_')}"
             if (OUT / f"{name}.json").exists():
                 continue
             t = time.process_time()
             out, info = _one_start(P.y, spec, sigma, 1.0, kind, s, 1500, 8, 300, None, None,
-                                   min_piece=min_piece, kernel_seeds=kernel_seeds)
+                                   min_piece=min_piece, kernel_seeds=kernel_seeds,
+                                   seed_choice=seed_choice)
             img = crop_latent_centred(out.x, out.k).clamp(0, 1)
             rec = {"case": case_name(c), "start": label, "cpu_s": time.process_time() - t,
                    "support_estimate": info.get("support_estimate"), "refit": info.get("refit"),
@@ -126,6 +129,9 @@ def run(cases: list[tuple], starts: list[tuple[str, int]], min_piece: float = 0.
                    "misfit_ratio": out.misfit_ratio, "enlarged": info.get("enlarged"),
                    "warmup_ring": info.get("ring_mass"),
                    "consensus_medoid": info.get("consensus_medoid"),
+                   "seed_chosen": info.get("seed_chosen"),
+                   "seed_objectives": info.get("seed_objectives"),
+                   "seed_whiteness": info.get("seed_whiteness"),
                    **criteria(P.y, out.x, out.k)}
             (OUT / f"{name}.json").write_text(json.dumps(rec, indent=1))
             extra = {}
@@ -218,6 +224,11 @@ def main() -> None:
                     "(0 = the pre-session-8 pipeline; records then keep their old names)")
     ap.add_argument("--kernel-seeds", type=int, default=1,
                     help="consensus kernel of this many seeds at the chosen support (session 9)")
+    ap.add_argument("--seed-choice", default="median",
+                    choices=["median", "objective", "whiteness"],
+                    help="with --kernel-seeds > 1: the consensus kernel (session 9), the answer "
+                    "with the lowest l1/l2 objective or the whitest alternating-stage residual "
+                    "(session 10)")
     ap.add_argument("--tag", default="",
                     help="extra record label (e.g. the core commit of a same-core rerun)")
     ap.add_argument("--exact", action="store_true",
@@ -233,7 +244,7 @@ def main() -> None:
     starts = [(s.split(":")[0], int(s.split(":")[1])) for s in args.starts]
     cases = [c for name in args.set for c in SETS[name]]
     run([exact_size(c) for c in cases] if args.exact else cases, starts, args.min_piece,
-        args.kernel_seeds, args.tag)
+        args.kernel_seeds, args.tag, args.seed_choice)
 
 
 if __name__ == "__main__":

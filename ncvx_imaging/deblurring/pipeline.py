@@ -328,17 +328,14 @@ def _refit_support(
     return size, am
 
 
-def _kernel_consensus(
+def _seed_runs(
     y: torch.Tensor, kernel_size: int, size: int, am: BlindResult, sigma: float, tau: float,
-    warmup_iters: int, seed: int, outer: int, net: Any, z: Any, info: dict[str, Any],
-    kernel_seeds: int, min_piece: float = 0.0, kernel_threshold: float = 0.05,
-) -> BlindResult:
-    """Stages 1 and 2 again at the chosen support ``size`` with ``kernel_seeds - 1`` more seeds
-    (``seed + 1``, ...), and the entrywise median of the aligned kernels
-    (:func:`~ncvx_imaging.deblurring.consensus.consensus_kernel`), cleaned up as after a kernel
-    step of the alternating stage (entries under ``kernel_threshold`` of the peak, pieces under
-    ``min_piece`` of the mass). Returns the medoid start's result with the consensus kernel;
-    records ``"consensus_medoid"`` (0 = the first seed's run) in ``info``."""
+    warmup_iters: int, seed: int, outer: int, net: Any, z: Any, kernel_seeds: int,
+    min_piece: float = 0.0,
+) -> list[BlindResult]:
+    """``am`` (the start's own alternating-stage result) and stages 1 and 2 run again at the
+    chosen support ``size`` with the ``kernel_seeds - 1`` seeds ``seed + 1``, ... (a copy of
+    ``net`` with the centre of ``z`` below the specified size)."""
     runs = [am]
     for i in range(1, kernel_seeds):
         s = seed + i
@@ -352,6 +349,22 @@ def _kernel_consensus(
         runs.append(blind_deblur_am(y, size, sigma, tau, outer=outer,
                                     x0=warm.x.to(y).clamp(0, 1), k0=warm.k.to(y) / warm.k.sum(),
                                     min_piece=min_piece))
+    return runs
+
+
+def _kernel_consensus(
+    y: torch.Tensor, kernel_size: int, size: int, am: BlindResult, sigma: float, tau: float,
+    warmup_iters: int, seed: int, outer: int, net: Any, z: Any, info: dict[str, Any],
+    kernel_seeds: int, min_piece: float = 0.0, kernel_threshold: float = 0.05,
+) -> BlindResult:
+    """Stages 1 and 2 again at the chosen support ``size`` with ``kernel_seeds - 1`` more seeds
+    (:func:`_seed_runs`), and the entrywise median of the aligned kernels
+    (:func:`~ncvx_imaging.deblurring.consensus.consensus_kernel`), cleaned up as after a kernel
+    step of the alternating stage (entries under ``kernel_threshold`` of the peak, pieces under
+    ``min_piece`` of the mass). Returns the medoid start's result with the consensus kernel;
+    records ``"consensus_medoid"`` (0 = the first seed's run) in ``info``."""
+    runs = _seed_runs(y, kernel_size, size, am, sigma, tau, warmup_iters, seed, outer, net, z,
+                      kernel_seeds, min_piece)
     k, ref = consensus_kernel([r.k for r in runs])
     if kernel_threshold > 0:
         k = torch.where(k >= kernel_threshold * k.max(), k, torch.zeros_like(k))
@@ -366,10 +379,54 @@ def _kernel_consensus(
                                           / (sigma**2 * y.numel())))
 
 
+def _objective_choice(
+    y: torch.Tensor, runs: Sequence[BlindResult], sigma: float, tau: float, final_maxit: int,
+    final_box: str, info: dict[str, Any],
+) -> tuple[BlindResult, Any]:
+    """Stage 3 for every run of :func:`_seed_runs` and the one whose final image has the lowest
+    ``||grad x||_1 / ||grad x||_2`` on the part under ``y`` — the blind formulation's own
+    objective, compared between points that all meet its constraints (the same misfit bound, the
+    box, a kernel on the simplex, the same support); the first run wins ties. Returns the chosen
+    ``(alternating-stage result, final result)``; records ``"seed_objectives"``,
+    ``"seed_chosen"`` (0 = the start's own seed) and ``"consensus_kernels"`` (every run's
+    kernel) in ``info``."""
+    best: tuple[float, int, BlindResult, Any] | None = None
+    objs = []
+    for i, am in enumerate(runs):
+        final = deconv_tv_discrepancy(y, am.k, sigma, tau, boundary="valid", x0=am.x.clamp(0, 1),
+                                      maxit=final_maxit, box=final_box)
+        obj = float(l1_over_l2(crop_latent(final.x, tuple(am.k.shape))))
+        objs.append(obj)
+        if best is None or obj < best[0]:
+            best = (obj, i, am, final)
+    assert best is not None
+    info["seed_objectives"] = objs
+    info["seed_chosen"] = best[1]
+    info["consensus_kernels"] = [r.k for r in runs]
+    return best[2], best[3]
+
+
+def _whiteness_choice(
+    y: torch.Tensor, runs: Sequence[BlindResult], info: dict[str, Any]
+) -> BlindResult:
+    """The run of :func:`_seed_runs` whose alternating-stage residual ``y - k * x`` is whitest
+    (:func:`residual_whiteness`; all runs share the support and the misfit bound, so the scores
+    are comparable — unlike between supports, where a larger kernel whitens the residual); the
+    first run wins ties. Records ``"seed_whiteness"``, ``"seed_chosen"`` and
+    ``"consensus_kernels"`` in ``info``."""
+    scores = [residual_whiteness(y - conv_valid(r.x, r.k)) for r in runs]
+    best = min(range(len(runs)), key=lambda i: (scores[i], i))
+    info["seed_whiteness"] = scores
+    info["seed_chosen"] = best
+    info["consensus_kernels"] = [r.k for r in runs]
+    return runs[best]
+
+
 def _one_start(
     y: torch.Tensor, kernel_size: int, sigma: float, tau: float, warm_start: str, seed: int,
     warmup_iters: int, outer: int, final_maxit: int, net: Any, z: Any, final_box: str = "fold",
     ring_max: float = 0.25, min_piece: float = 0.05, kernel_seeds: int = 1,
+    seed_choice: str = "median",
 ) -> tuple[BlindResult, dict[str, Any]]:
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -416,11 +473,20 @@ def _one_start(
     if warm_start in ("fit", "fullfit"):
         size, am = _refit_support(y, kernel_size, size, am, sigma, tau, warmup_iters, seed,
                                   outer, net, z, info, min_piece=min_piece)
-    if kernel_seeds > 1:
+    final = None
+    if kernel_seeds > 1 and seed_choice == "median":
         am = _kernel_consensus(y, kernel_size, size, am, sigma, tau, warmup_iters, seed, outer,
                                net, z, info, kernel_seeds, min_piece=min_piece)
-    final = deconv_tv_discrepancy(y, am.k, sigma, tau, boundary="valid", x0=am.x.clamp(0, 1),
-                                  maxit=final_maxit, box=final_box)
+    elif kernel_seeds > 1:
+        runs = _seed_runs(y, kernel_size, size, am, sigma, tau, warmup_iters, seed, outer, net, z,
+                          kernel_seeds, min_piece)
+        if seed_choice == "whiteness":
+            am = _whiteness_choice(y, runs, info)
+        else:
+            am, final = _objective_choice(y, runs, sigma, tau, final_maxit, final_box, info)
+    if final is None:
+        final = deconv_tv_discrepancy(y, am.k, sigma, tau, boundary="valid",
+                                      x0=am.x.clamp(0, 1), maxit=final_maxit, box=final_box)
     info["am"] = am
     x_out, k_out = final.x, am.k
     if size < kernel_size:
@@ -447,6 +513,7 @@ def blind_deblur_constrained(
     select: str = "whiteness",
     min_piece: float = 0.05,
     kernel_seeds: int = 1,
+    seed_choice: str = "median",
 ) -> BlindResult:
     """Blind deblurring of ``y`` (``(h, w)``, float64) with a ``kernel_size`` kernel (may be
     over-specified); see the module doc. ``net``/``z``: the image generator and its input for the
@@ -478,7 +545,11 @@ def blind_deblur_constrained(
     not run twice. ``kernel_seeds``: with ``n > 1``, stages 1 and 2 run again at the support
     the start settled on with the seeds ``seed + 1, ..., seed + n - 1`` and stage 3 uses the
     entrywise median of the aligned kernels (:func:`~ncvx_imaging.deblurring.consensus.
-    consensus_kernel`; session 9, an option)."""
+    consensus_kernel`; session 9, an option). ``seed_choice``: what is done with those runs:
+    ``"median"`` (the consensus kernel above) or ``"objective"`` (stage 3 for each run, and the
+    answer whose image has the lowest ``||grad x||_1 / ||grad x||_2`` is kept — the
+    formulation's objective over feasible points of the same support; session 10) or
+    ``"whiteness"`` (the run whose alternating-stage residual is whitest, session 10)."""
     if y.dim() != 2:
         raise ValueError(f"y must be (h, w), got {tuple(y.shape)}")
     if sigma is None:
@@ -496,6 +567,9 @@ def blind_deblur_constrained(
         raise ValueError(f"select must be 'objective' or 'whiteness', got {select!r}")
     if kernel_seeds < 1:
         raise ValueError(f"kernel_seeds must be at least 1, got {kernel_seeds}")
+    if seed_choice not in ("median", "objective", "whiteness"):
+        raise ValueError("seed_choice must be 'median', 'objective' or 'whiteness', got "
+                         f"{seed_choice!r}")
     t0 = time.perf_counter()
     best: tuple[float, BlindResult, dict[str, Any]] | None = None
     scores = []
@@ -505,7 +579,7 @@ def blind_deblur_constrained(
             continue
         out, info = _one_start(y, kernel_size, sigma, tau, kind, s, warmup_iters, outer,
                                final_maxit, net, z, final_box, min_piece=min_piece,
-                               kernel_seeds=kernel_seeds)
+                               kernel_seeds=kernel_seeds, seed_choice=seed_choice)
         if kind in ("trim", "sizes") and info.get("enlarged") is False:
             fell_back.add(s)
         if select == "objective":

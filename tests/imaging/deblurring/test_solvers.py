@@ -285,9 +285,11 @@ def test_residual_whiteness_and_start_selection(monkeypatch) -> None:
     k[2, 2] = 1.0
     runs: list[tuple[str, int]] = []
 
-    def fake(y_, size, sigma, tau, kind, seed, *a, min_piece=0.0, kernel_seeds=0):
+    def fake(y_, size, sigma, tau, kind, seed, *a, min_piece=0.0, kernel_seeds=0,
+             seed_choice=""):
         assert min_piece == 0.05  # the pipeline's default piece clean-up is passed on
         assert kernel_seeds == 1  # ... and no consensus kernel by default
+        assert seed_choice == "median"
         runs.append((kind, seed))
         noise = torch.randn(20, 20, generator=torch.Generator().manual_seed(seed), dtype=D)
         res = 0.01 * (noise if seed == 1 else F.avg_pool2d(noise[None, None], 5, 1, 2)[0, 0])
