@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .bounds import masked
+from .gram import identity
 from .hessian.base import InverseHessian
 from .penalty import PenaltyPoint
 from .qp import QPSolver
@@ -90,10 +91,6 @@ class DirectionFinder:
 
         Raises ``QPBackendError`` when a steering QP fails.
         """
-
-        def identity(v: torch.Tensor) -> torch.Tensor:
-            return v
-
         apply_qp, apply_H, eye = self.apply_H_qp, self.hessian.apply, identity
         g = point.grad_phi
         if free is not None:

@@ -24,6 +24,12 @@ SPARSE_MIN_ENTRIES = 50_000
 Operator = Callable[[torch.Tensor], torch.Tensor]
 
 
+def identity(v: torch.Tensor) -> torch.Tensor:
+    """``H = I`` as an operator (known to :func:`low_rank_of`: its Gram matrices are ``R Rᵀ``,
+    structured when ``R`` is sparse)."""
+    return v
+
+
 def dense_matrix(apply_H: Operator) -> torch.Tensor | None:
     """The explicit ``(n, n)`` matrix behind ``apply_H`` if it is a dense BFGS's own ``apply``
     (regularized, masked or limited-memory operators give ``None``)."""
@@ -37,8 +43,9 @@ def low_rank_of(
     apply_H: Operator | None,
 ) -> tuple[float, torch.Tensor, torch.Tensor] | None:
     """``(β, W, M)`` with ``H = βI + W M Wᵀ`` for the operator ``apply_H`` if it is a BFGS
-    approximation's own ``apply`` with that form (``None`` means ``H = I``); else ``None``."""
-    if apply_H is None:
+    approximation's own ``apply`` with that form (``None`` or :func:`identity` mean ``H = I``);
+    else ``None``."""
+    if apply_H is None or apply_H is identity:
         return 1.0, torch.zeros(0, 0), torch.zeros(0, 0)
     owner = getattr(apply_H, "__self__", None)
     func = getattr(apply_H, "__func__", None)
