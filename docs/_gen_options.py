@@ -140,7 +140,7 @@ MEANING: dict[str, str] = {
     "and that value stops decreasing sufficiently. Wherever sufficient decrease fails above some "
     "step and holds below it, the accepted step is the plain search's (identical iterates on "
     "every problem of `benchmarks/`), with fewer evaluations when steps stay short (dictionary "
-    "learning, n = 100: 2354 → 830). `False`: the plain search, as GRANSO/PyGRANSO",
+    "learning, n = 100: 2354 → 815). `False`: the plain search, as GRANSO/PyGRANSO",
     "bfgs_y": "what the BFGS update learns from. `'lagrangian'`: the change of the gradient of "
     "mu f + y_eᵀce + y_iᵀci with the steering QP's multipliers y held fixed (steered steps; other "
     "steps use the penalty gradient). `'penalty'`: the change of the penalty gradient, as "

@@ -231,8 +231,10 @@ def _probe_upwards(
     """From ``guess <= top`` upwards: the largest of the steps ``guess·2^k <= top`` with
     sufficient decrease (values only; at most ``budget`` evaluations), then the curvature test
     there. The levels ``k`` are searched by galloping (strides 1, 2, 4, ... above the last level
-    with sufficient decrease: ``k = 0, 1, 3, 7, ...``) and bisection between the last level with
-    sufficient decrease and the first without."""
+    with sufficient decrease: ``k = 0, 1, 3, 7, ...``; with ``predict``, from a step with
+    sufficient decrease the level of :func:`_predicted_level` instead, at least one up, where
+    it has a prediction) and bisection between the last level with sufficient decrease and the
+    first without."""
     c1, c2 = settings.c1, settings.c2
     n_evals = 0
     top_level = round(math.log2(top / guess))  # steps guess·2^k, k = 0..top_level
@@ -260,8 +262,8 @@ def _probe_upwards(
             break
         if hi > top_level:  # no failure above yet: gallop upwards
             jump_to = _predicted_level(t, trial.phi - phi0, s0, c1) if predict and lo == level else None
-            if jump_to is not None and jump_to > stride:
-                level = min(lo + jump_to, top_level)
+            if jump_to is not None:
+                level = min(lo + max(jump_to, 1), top_level)
                 stride = 1
             else:
                 level = min(lo + stride, top_level)
