@@ -17,6 +17,7 @@ import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from scipy.linalg.blas import dsyrk
 
 from ncvx.qp.check import kkt_residuals, linearize
 from ncvx.qp.structured import StructuredGram, StructuredQP
@@ -38,20 +39,79 @@ GUESS_GAIN = 1e3
 _DEBUG = False
 
 
+class _PairCholesky:
+    """``A = L Lᵀ`` for ``A = S + diag(a_extra)`` when ``S`` is a diagonal plus disjoint
+    symmetric pairs (:meth:`StructuredGram.pairs`): ``L`` has ``A``'s lower pattern, so the
+    factorization and the triangular solves are elementwise (``O(k)`` per column)."""
+
+    def __init__(
+        self, diag: np.ndarray, pairs: tuple[np.ndarray, np.ndarray, np.ndarray]
+    ) -> None:
+        i, j, v = pairs
+        l_diag = np.sqrt(diag)
+        l_ji = v / l_diag[i]
+        rest = diag[j] - l_ji * l_ji
+        if not (np.all(np.isfinite(l_diag)) and np.all(rest > 0.0)):
+            raise np.linalg.LinAlgError("pair Cholesky: not positive definite")
+        l_diag[j] = np.sqrt(rest)
+        self.l_diag, self.i, self.j, self.l_ji = l_diag, i, j, l_ji
+
+    def solve_lower(self, x: np.ndarray) -> np.ndarray:
+        """``L⁻¹ x`` for ``x`` ``(k,)`` or ``(k, r)``."""
+        d = self.l_diag if x.ndim == 1 else self.l_diag[:, None]
+        lji = self.l_ji if x.ndim == 1 else self.l_ji[:, None]
+        y = x / d
+        y[self.j] = (x[self.j] - lji * y[self.i]) / d[self.j]
+        return y
+
+    def solve_upper(self, y: np.ndarray) -> np.ndarray:
+        """``L⁻ᵀ y`` for ``y`` ``(k,)`` or ``(k, r)``."""
+        d = self.l_diag if y.ndim == 1 else self.l_diag[:, None]
+        lji = self.l_ji if y.ndim == 1 else self.l_ji[:, None]
+        z = y / d
+        z[self.i] = (y[self.i] - lji * z[self.j]) / d[self.i]
+        return z
+
+
 class _Newton:
-    """``(P + D)⁻¹`` for one barrier term ``D`` (``(k,)``): Woodbury preconditioner plus CG."""
+    """``(P + D)⁻¹`` for one barrier term ``D`` (``(k,)``): Woodbury preconditioner plus CG.
+
+    ``S + D + δI`` is factorized by :class:`_PairCholesky` when ``S`` has that form (then the
+    capacitance ``Uᵀ(S + D + δI)⁻¹U = VᵀV``, ``V = L⁻¹U``, is one symmetric rank-k product,
+    half the flops of a general one), else by a sparse LU."""
 
     def __init__(self, P: StructuredGram, D: np.ndarray, shift: float) -> None:
         self.P, self.D = P, D
-        A = (P.S + sp.diags(D + shift)).tocsc()
-        self.lu = spla.splu(A, permc_spec=ORDERING)
+        self.lu = None
+        self.chol: _PairCholesky | None = None
+        pairs = P.pairs()
+        if pairs is not None:
+            try:
+                self.chol = _PairCholesky(P.S.diagonal() + D + shift, pairs)
+            except np.linalg.LinAlgError:
+                self.chol = None
+        if self.chol is None:
+            A = (P.S + sp.diags(D + shift)).tocsc()
+            self.lu = spla.splu(A, permc_spec=ORDERING)
         if P.rank:
-            self.Z = self.lu.solve(P.U)  # (k, r) = A⁻¹ U
-            cap = np.eye(P.rank) + P.M @ (P.U.T @ self.Z)
+            if self.chol is not None:
+                V = self.chol.solve_lower(P.U)  # (k, r) = L⁻¹ U
+                gram = dsyrk(1.0, V.T)  # V.T is (r, k) and Fortran-ordered: Vᵀ V, upper part
+                gram = np.triu(gram) + np.triu(gram, 1).T
+                self.Z = self.chol.solve_upper(V)  # A⁻¹ U
+            else:
+                self.Z = self.lu.solve(P.U)  # (k, r) = A⁻¹ U
+                gram = P.U.T @ self.Z
+            cap = np.eye(P.rank) + P.M @ gram
             self.cap = la.lu_factor(cap)
 
+    def _solve_base(self, r: np.ndarray) -> np.ndarray:
+        if self.chol is not None:
+            return self.chol.solve_upper(self.chol.solve_lower(r))
+        return self.lu.solve(r)
+
     def precondition(self, r: np.ndarray) -> np.ndarray:
-        x = self.lu.solve(r)
+        x = self._solve_base(r)
         if self.P.rank:
             x = x - self.Z @ la.lu_solve(self.cap, self.P.M @ (self.P.U.T @ x))
         return x

@@ -57,6 +57,9 @@ class StructuredGram:
     U: np.ndarray
     M: np.ndarray
     _diagonal: np.ndarray | None = field(default=None, repr=False)
+    _pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | bool | None = field(
+        default=False, repr=False
+    )
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -79,6 +82,25 @@ class StructuredGram:
             object.__setattr__(self, "_diagonal", diag)
         assert self._diagonal is not None
         return self._diagonal
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(i, j, v)`` with ``i < j`` when ``S`` is a diagonal plus disjoint symmetric pairs
+        ``S_ij = S_ji = v`` (every row has at most one off-diagonal entry: an SVM's margin and
+        nonnegativity rows of one sample, a box's two rows of one variable), else ``None``.
+        Computed once."""
+        if self._pairs is False:
+            coo = self.S.tocoo()
+            off = coo.row != coo.col
+            r, c, v = coo.row[off], coo.col[off], coo.data[off]
+            found: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+            if np.all(np.bincount(r, minlength=self.S.shape[0]) <= 1):
+                upper = r < c
+                i, j, vu = r[upper], c[upper], v[upper]
+                # symmetric pattern: each (i, j) has its (j, i), and nothing else is off the diagonal
+                if 2 * i.size == r.size and np.array_equal(np.sort(c[~upper]), np.sort(i)):
+                    found = (i.astype(np.int64), j.astype(np.int64), vu.astype(np.float64))
+            object.__setattr__(self, "_pairs", found)
+        return self._pairs  # type: ignore[return-value]
 
     def scaled(self, d: np.ndarray, factor: float = 1.0) -> StructuredGram:
         """``factor · D P D`` with ``D = diag(d)``."""

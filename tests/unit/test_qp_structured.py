@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import ncvx
 import ncvx.directions as directions_mod
+import ncvx.qp.ipm as ipm_mod
 from ncvx.gram import identity, low_rank_of
 from ncvx.hessian import LBFGS, DenseBFGS
 from ncvx.qp import QPProblem, QPSolver, kkt_residuals
@@ -163,6 +164,62 @@ def test_ipm_matches_the_dense_ladder(seed, equality):
     prob = StructuredQP(P, q, lb, ub, A, b)
     x = restore_feasibility(prob, solve_structured(prob))
     dense = QPProblem(P.dense(), q, lb, ub, A, b)
+    ref = QPSolver().solve(dense)
+    assert kkt_residuals(dense, x)["kkt"] <= 1e-7
+    assert prob.objective(x) <= dense.objective(ref.x) + 1e-9 * (1 + abs(dense.objective(ref.x)))
+
+
+def _paired_structured(k: int, r: int, pairs: int, rng: np.random.Generator) -> StructuredGram:
+    """PSD ``S + U M Uᵀ`` whose ``S`` is a diagonal plus ``pairs`` disjoint symmetric pairs
+    (the SVM's margin and nonnegativity rows of one sample)."""
+    idx = rng.permutation(k)[: 2 * pairs].reshape(pairs, 2)
+    d = rng.uniform(0.1, 2.0, k)
+    rows = [np.arange(k)]
+    cols = [np.arange(k)]
+    vals = [d]
+    off = rng.uniform(-1.0, 1.0, pairs) * np.sqrt(d[idx[:, 0]] * d[idx[:, 1]])
+    rows += [idx[:, 0], idx[:, 1]]
+    cols += [idx[:, 1], idx[:, 0]]
+    vals += [off, off]
+    S = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(k, k)
+    )
+    U = rng.standard_normal((k, r))
+    G = rng.standard_normal((r, r))
+    return StructuredGram(S, U, G @ G.T / max(r, 1))
+
+
+@pytest.mark.parametrize("r", [0, 5])
+def test_pair_cholesky_newton_matches_the_sparse_lu(r):
+    """S = diagonal + disjoint pairs: the elementwise Cholesky gives the LU path's Newton
+    solves and preconditioner to rounding; other patterns keep the LU."""
+    rng = np.random.default_rng(3)
+    P = _paired_structured(200, r, 40, rng)
+    assert P.pairs() is not None and P.pairs()[0].size == 40
+    D = 10.0 ** rng.uniform(-6, 6, 200)
+    fast = ipm_mod._Newton(P, D, 1e-9)
+    assert fast.chol is not None and fast.lu is None
+    slow = ipm_mod._Newton(StructuredGram(P.S, P.U, P.M, _pairs=None), D, 1e-9)
+    assert slow.chol is None
+    v = rng.standard_normal(200)
+    np.testing.assert_allclose(fast.precondition(v), slow.precondition(v), rtol=1e-9, atol=0)
+    np.testing.assert_allclose(fast.solve(v), slow.solve(v), rtol=1e-9, atol=1e-12)
+    dense = P.dense() + np.diag(D)
+    np.testing.assert_allclose(dense @ fast.solve(v), v, rtol=0, atol=1e-9 * np.abs(v).max())
+    # a row with two off-diagonal entries: not of that form
+    S3 = P.S.tolil()
+    S3[0, 1] = S3[1, 0] = S3[0, 2] = S3[2, 0] = 0.01
+    assert StructuredGram(S3.tocsr(), P.U, P.M).pairs() is None
+
+
+def test_ipm_on_paired_problems_matches_the_dense_ladder():
+    rng = np.random.default_rng(11)
+    P = _paired_structured(150, 6, 30, rng)
+    q = rng.standard_normal(150)
+    lb, ub = np.zeros(150), np.ones(150)
+    prob = StructuredQP(P, q, lb, ub)
+    x = restore_feasibility(prob, solve_structured(prob))
+    dense = QPProblem(P.dense(), q, lb, ub)
     ref = QPSolver().solve(dense)
     assert kkt_residuals(dense, x)["kkt"] <= 1e-7
     assert prob.objective(x) <= dense.objective(ref.x) + 1e-9 * (1 + abs(dense.objective(ref.x)))
