@@ -76,8 +76,9 @@ MEANING: dict[str, str] = {
     "steering_c_viol": "required fraction of the predicted violation reduction of the μ = 0 "
     "(feasibility) direction",
     "steering_c_mu": "factor applied to μ at each steering reduction",
-    "regularize_threshold": "cap on the condition number of H used inside the QPs (full BFGS "
-    "only; eigenvalues are clipped). inf: off",
+    "regularize_threshold": "cap on the condition number of H used inside the QPs (steering and "
+    "stationarity; eigenvalues clipped, full BFGS and L-BFGS; from H's low-rank form in "
+    "O(n·p²) per change of H, see `ncvx.hessian.conditioning`). inf: off",
     "regularize_max_eigenvalues": "regularize by lowering the largest eigenvalues instead of "
     "raising the smallest",
     "quadprog_info_msg": "accepted for compatibility; ignored (no QP notice box is printed)",

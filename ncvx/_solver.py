@@ -22,6 +22,7 @@ from .callbacks import IterationRecord
 from .directions import DirectionFinder, FallbackLadder
 from .errors import OptionsError, ProblemError, QPBackendError
 from .hessian import LBFGS, DenseBFGS
+from .hessian.conditioning import ConditionCap
 from .line_search import LineSearchResult, LineSearchSettings, LineSearchStatus, weak_wolfe
 from .neighborhood import NeighborhoodCache
 from .options import Options
@@ -242,6 +243,7 @@ class BFGSSQP:
                     stat.qp_form,
                     stat.d,
                     self.hessian,
+                    {"H_regularized": self._h_regularized},
                 )
             )
             early = self._converged(point, stat.value, math.inf, halted)
@@ -389,6 +391,7 @@ class BFGSSQP:
                 stat.qp_form,
                 stat.d,
                 self.hessian,
+                {"H_regularized": self._h_regularized},
             )
         )
         done = self._converged(new, stat.value, rel_diff, halted)
@@ -618,22 +621,19 @@ class BFGSSQP:
         return res
 
     def _qp_operator(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``hessian.apply``, or with a finite ``regularize_threshold`` the condition-capped
+        operator (:class:`~ncvx.hessian.conditioning.ConditionCap`)."""
         thr = self.opts.regularize_threshold
-        if not math.isfinite(thr) or not isinstance(self.hessian, DenseBFGS):
+        if not math.isfinite(thr):
             return self.hessian.apply
-        max_mode = bool(self.opts.regularize_max_eigenvalues)
-
-        def apply(v: torch.Tensor) -> torch.Tensor:
-            return regularized(self.hessian.H, thr, max_mode) @ v
-
-        return apply
+        return ConditionCap(self.hessian, thr, bool(self.opts.regularize_max_eigenvalues))
 
     def _h_regularized(self) -> torch.Tensor | None:
-        """The regularized H used in the QPs, when regularization changed it (else None)."""
-        cache = getattr(self, "regularized_cache", None)
-        if not cache or cache["reg"] is cache["source"]:
-            return None
-        return cache["reg"]
+        """The capped H used in the QPs (``(n, n)``), when the cap changes H (else None)."""
+        cap = self.apply_H_qp
+        if isinstance(cap, ConditionCap) and cap.active:
+            return cap.matrix()
+        return None
 
     def _emit(self, record: IterationRecord) -> bool:
         halt = False
@@ -700,15 +700,6 @@ class BFGSSQP:
             extra={
                 "lagrangian_fallbacks": self.lagrangian_fallbacks,
                 "feasibility_corrections": self.feasibility_corrections,
+                "condition_capped": getattr(self.apply_H_qp, "times_capped", 0),
             },
         )
-
-
-def regularized(H: torch.Tensor, threshold: float, lower_max: bool) -> torch.Tensor:
-    """``H`` with its condition number capped at ``threshold`` (eigenvalues clipped)."""
-    lam, V = torch.linalg.eigh(0.5 * (H + H.T))
-    lo, hi = float(lam.min()), float(lam.max())
-    if lo > 0 and hi / lo <= threshold:
-        return H
-    lam = lam.clamp(max=max(lo, 0.0) * threshold) if lower_max else lam.clamp(min=hi / threshold)
-    return (V * lam) @ V.T

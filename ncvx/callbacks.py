@@ -32,6 +32,9 @@ class IterationRecord:
             bound (no QP: the measure cannot stop the run here; option ``stat_skip_qp``).
         stat_vector: the stationarity vector (``(n,)``) or ``None`` (forms -1 and 3).
         hessian: the inverse-Hessian object (call ``.state()`` for a copy).
+        extra: further data; ``"H_regularized"`` is a function returning the condition-capped
+            ``(n, n)`` H the QPs used (``regularize_threshold``), or ``None`` when the cap left
+            H unchanged.
     """
 
     iteration: int

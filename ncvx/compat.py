@@ -97,6 +97,8 @@ class _HaltLogAdapter:
     def __call__(self, r: IterationRecord) -> bool:
         parts = penalty_parts(r)
         H_reg = r.extra.get("H_regularized")
+        if callable(H_reg):
+            H_reg = H_reg()
         return bool(
             self.fn(
                 r.iteration,

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 
 from .hessian import LBFGS, DenseBFGS
+from .hessian.conditioning import ConditionCap
 
 #: Rows with at most this fraction of nonzeros take the sparse path (with a dense ``H``).
 SPARSE_DENSITY = 0.05
@@ -32,7 +33,10 @@ def identity(v: torch.Tensor) -> torch.Tensor:
 
 def dense_matrix(apply_H: Operator) -> torch.Tensor | None:
     """The explicit ``(n, n)`` matrix behind ``apply_H`` if it is a dense BFGS's own ``apply``
-    (regularized, masked or limited-memory operators give ``None``)."""
+    (masked or limited-memory operators, or a :class:`ConditionCap` that changes ``H``, give
+    ``None``)."""
+    if isinstance(apply_H, ConditionCap):
+        apply_H = apply_H.current()  # type: ignore[assignment]
     owner = getattr(apply_H, "__self__", None)
     if isinstance(owner, DenseBFGS) and getattr(apply_H, "__func__", None) is DenseBFGS.apply:
         return owner.H
@@ -43,20 +47,18 @@ def low_rank_of(
     apply_H: Operator | None,
 ) -> tuple[float, torch.Tensor, torch.Tensor] | None:
     """``(β, W, M)`` with ``H = βI + W M Wᵀ`` for the operator ``apply_H`` if it is a BFGS
-    approximation's own ``apply`` with that form (``None`` or :func:`identity` mean ``H = I``);
-    else ``None``."""
+    approximation's own ``apply`` with that form, or a :class:`ConditionCap` of one (``None``
+    or :func:`identity` mean ``H = I``); else ``None``."""
     if apply_H is None or apply_H is identity:
         return 1.0, torch.zeros(0, 0), torch.zeros(0, 0)
+    if isinstance(apply_H, ConditionCap):
+        return apply_H.low_rank()
     owner = getattr(apply_H, "__self__", None)
     func = getattr(apply_H, "__func__", None)
     if isinstance(owner, DenseBFGS) and func is DenseBFGS.apply:
         return owner.low_rank()
-    if isinstance(owner, LBFGS) and func is LBFGS.apply and owner.H0 is None:
-        if owner.k == 0:
-            empty = owner._S_buf.new_zeros(owner.n, 0)
-            return owner.gamma, empty, empty.new_zeros(0, 0)
-        W, M = owner.compact_form()
-        return owner.gamma, W, M
+    if isinstance(owner, LBFGS) and func is LBFGS.apply:
+        return owner.low_rank()
     return None
 
 

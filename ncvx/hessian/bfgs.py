@@ -53,6 +53,8 @@ class DenseBFGS:
         self._base: float | None = diag if identity_like else None
         self._W: list[torch.Tensor] = []
         self._blocks: list[tuple[float, float]] = []
+        #: Counts the changes of ``H`` (for caches of quantities derived from it).
+        self.version = 0
 
     def low_rank(self) -> tuple[float, torch.Tensor, torch.Tensor] | None:
         """``(β, W, M)`` with ``H = βI + W M Wᵀ`` (``W`` (n, p), ``M`` (p, p) block-diagonal,
@@ -117,6 +119,7 @@ class DenseBFGS:
         else:  # in place: no copy of the n² entries (35 ms a step at n = 5021)
             H_new = H.addr_(s, a).addr_(b, s)
         self.H = H_new
+        self.version += 1
         if self._base is not None:
             if 2 * len(self._blocks) + 2 > MAX_TRACKED:
                 self._base, self._W, self._blocks = None, [], []

@@ -73,6 +73,8 @@ class LBFGS:
         self._order: list[int] = []
         self.stats = BFGSStats()
         self._compact: tuple[torch.Tensor, list[int]] | None = None  # (M by slot, its order)
+        #: Counts the changes of ``H`` (for caches of quantities derived from it).
+        self.version = 0
 
     @property
     def k(self) -> int:
@@ -158,6 +160,17 @@ class LBFGS:
             self._compact = (M, list(self._order))
         return self._compact[0]
 
+    def low_rank(self) -> tuple[float, torch.Tensor, torch.Tensor] | None:
+        """``(γ, W, M)`` with ``H = γI + W M Wᵀ`` (``W`` (n, 2k)), or ``None`` with a base
+        operator ``H0`` (no such form)."""
+        if self.H0 is not None:
+            return None
+        if self.k == 0:
+            empty = self._S_buf.new_zeros(self.n, 0)
+            return self.gamma, empty, empty.new_zeros(0, 0)
+        W, M = self.compact_form()
+        return self.gamma, W, M
+
     def compact_form(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``W`` ``(n, 2k)`` and ``M`` ``(2k, 2k)`` with ``H = γI + W M Wᵀ`` (identity base).
 
@@ -213,6 +226,7 @@ class LBFGS:
         self._YtY[slot, :k] = yy
         self._YtY[:k, slot] = yy
         self._compact = None
+        self.version += 1
 
     # ------------------------------------------------------------------ state
     def as_matrix(self) -> torch.Tensor:
@@ -253,3 +267,5 @@ class LBFGS:
         if "gamma" in state and state["gamma"] is not None:
             self.gamma = float(state["gamma"])
             self._gamma_set = True
+            self._compact = None
+            self.version += 1

@@ -1,0 +1,162 @@
+r"""The inverse Hessian with its condition number capped, as the QPs use it
+(``regularize_threshold``).
+
+BFGS can make ``H`` badly conditioned where the problem has no curvature: along variables that
+enter ``f`` and the constraints linearly (an SVM's slacks), each update adds ``~‖s‖²/sᵀy`` in the
+direction of ``s``, and ``H``'s scale there swings by orders of magnitude between iterations. The
+QPs then cancel along the huge directions and return tiny steps. Capping the condition number at
+``κ`` clips the eigenvalues into ``[λ_max/κ, λ_max]`` (or ``[λ_min, κ λ_min]`` with
+``regularize_max_eigenvalues``).
+
+With ``H = βI + W M Wᵀ`` (``W`` ``(n, p)``: a dense BFGS started from a multiple of the identity,
+or L-BFGS in compact form) the eigenvalues come from a ``p × p`` problem: ``W = QR`` (``Q``
+``(n, r)`` orthonormal, ``r = min(n, p)``) and ``R M Rᵀ = U Λ Uᵀ`` give ``H = βI + V Λ Vᵀ`` with
+``V = QU``, so ``H`` has the eigenvalues ``β + Λ`` on ``span(W)`` and ``β`` elsewhere (when
+``r < n``). Clipped, ``H_κ = β'I + V diag(μ - β') Vᵀ`` is again of that form (rank ``r``), which
+keeps the QPs' structured Gram matrices (:mod:`ncvx.qp.structured`); the cost is
+``O(n p²)`` once per change of ``H``, instead of a dense ``n × n`` eigendecomposition. Without
+such a form (a general ``H0``, a dense BFGS past its tracked rank) or with ``p ≥ n`` the dense
+``H`` is decomposed, once per change.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+LowRank = tuple[float, torch.Tensor, torch.Tensor]
+
+
+class _Versioned(Protocol):
+    n: int
+    version: int
+
+    def apply(self, v: torch.Tensor) -> torch.Tensor: ...
+
+    def as_matrix(self) -> torch.Tensor: ...
+
+    def low_rank(self) -> LowRank | None: ...
+
+
+def clip_spectrum(
+    values: torch.Tensor, base: float | None, threshold: float, lower_max: bool
+) -> tuple[torch.Tensor, float | None] | None:
+    """Eigenvalues ``values`` (and the eigenvalue ``base`` of the rest of the space, ``None``
+    when there is none) clipped to a condition number of at most ``threshold``; ``None`` when
+    they already satisfy it."""
+    lo = float(values.min()) if values.numel() else float("inf")
+    hi = float(values.max()) if values.numel() else float("-inf")
+    if base is not None:
+        lo, hi = min(lo, base), max(hi, base)
+    if lo > 0 and hi <= threshold * lo:
+        return None
+    if lower_max:
+        floor, ceil = max(lo, 0.0), max(lo, 0.0) * threshold
+    else:
+        floor, ceil = hi / threshold, hi
+    clipped = values.clamp(min=floor, max=ceil)
+    return clipped, None if base is None else min(max(base, floor), ceil)
+
+
+def capped_low_rank(form: LowRank, threshold: float, lower_max: bool) -> LowRank | None:
+    """``(β', V, diag(μ - β'))`` for ``H = βI + W M Wᵀ`` given as ``form = (β, W, M)``, with
+    the condition number capped at ``threshold``; ``None`` when ``H`` satisfies the cap.
+
+    ``V`` is ``(n, r)`` with orthonormal columns, ``r = min(n, p)``.
+    """
+    beta, W, M = form
+    n, p = W.shape
+    if p == 0:
+        return None  # H = βI, β > 0: condition number 1
+    Q, R = torch.linalg.qr(W)  # (n, r), (r, p)
+    B = R @ M @ R.T
+    lam, U = torch.linalg.eigh(0.5 * (B + B.T))
+    rest = beta if Q.shape[1] < n else None
+    clipped = clip_spectrum(beta + lam, rest, threshold, lower_max)
+    if clipped is None:
+        return None
+    mu, base = clipped
+    new_beta = base if base is not None else float(mu.min())
+    V = Q @ U
+    return new_beta, V, torch.diag(mu - new_beta)
+
+
+def capped_dense(H: torch.Tensor, threshold: float, lower_max: bool) -> torch.Tensor | None:
+    """The dense ``H`` ``(n, n)`` with its condition number capped (eigenvalues clipped), or
+    ``None`` when it satisfies the cap."""
+    lam, V = torch.linalg.eigh(0.5 * (H + H.T))
+    clipped = clip_spectrum(lam, None, threshold, lower_max)
+    if clipped is None:
+        return None
+    return (V * clipped[0]) @ V.T
+
+
+class ConditionCap:
+    """``H`` of ``hessian`` with its condition number capped at ``threshold``, as an operator
+    (``cap(v)`` for ``v`` ``(n,)`` or ``(n, k)``). Recomputed when ``hessian.version`` changes;
+    while ``H`` satisfies the cap it is ``hessian.apply`` itself (:meth:`current`).
+
+    Args:
+        hessian: a :class:`~ncvx.hessian.DenseBFGS` or :class:`~ncvx.hessian.LBFGS`.
+        threshold: the largest condition number allowed (> 1).
+        lower_max: lower the largest eigenvalues instead of raising the smallest.
+    """
+
+    def __init__(self, hessian: _Versioned, threshold: float, lower_max: bool) -> None:
+        self.hessian = hessian
+        self.threshold = threshold
+        self.lower_max = lower_max
+        self._version = -1
+        self._form: LowRank | None = None
+        self._dense: torch.Tensor | None = None
+        #: Number of changes of ``H`` at which the cap changed it (for tests and logs).
+        self.times_capped = 0
+
+    def _refresh(self) -> None:
+        if self._version == self.hessian.version:
+            return
+        self._version = self.hessian.version
+        self._form, self._dense = None, None
+        form = self.hessian.low_rank()
+        if form is not None and form[1].shape[1] < self.hessian.n:
+            self._form = capped_low_rank(form, self.threshold, self.lower_max)
+        else:
+            self._dense = capped_dense(self.hessian.as_matrix(), self.threshold, self.lower_max)
+        self.times_capped += int(self._form is not None or self._dense is not None)
+
+    @property
+    def active(self) -> bool:
+        """Whether the cap changes the current ``H``."""
+        self._refresh()
+        return self._form is not None or self._dense is not None
+
+    def current(self) -> object:
+        """``hessian.apply`` while the cap leaves ``H`` unchanged, else this operator."""
+        return self if self.active else self.hessian.apply
+
+    def low_rank(self) -> LowRank | None:
+        """``(β, W, M)`` of the operator (the capped form, or the Hessian's own)."""
+        self._refresh()
+        if self._form is not None:
+            return self._form
+        if self._dense is not None:
+            return None
+        return self.hessian.low_rank()
+
+    def matrix(self) -> torch.Tensor:
+        """The operator as a dense ``(n, n)`` matrix (for inspection and ``halt_log_fn``)."""
+        self._refresh()
+        if self._dense is not None:
+            return self._dense
+        H = self.hessian.as_matrix()
+        return self(torch.eye(self.hessian.n, dtype=H.dtype, device=H.device))
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        self._refresh()
+        if self._form is not None:
+            beta, V, D = self._form
+            return beta * v + V @ (D @ (V.T @ v))
+        if self._dense is not None:
+            return self._dense @ v
+        return self.hessian.apply(v)
