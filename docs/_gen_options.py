@@ -86,6 +86,11 @@ MEANING: dict[str, str] = {
     "`piqp`, `clarabel`, `quadprog`, `osqp`, `gurobi`). An unknown or missing backend raises "
     "`ValueError` when the solve starts",
     "stat_l2_model": "stationarity measure in the 2-norm (False: max-norm)",
+    "stat_step_window": "a certificate (code 0) after one of the last k accepted first-level steps "
+    "was stretched to t ≥ 4 times its direction also needs t × the measure ≤ opt_tol (largest "
+    "such t): H is then too small along the steps, and the H-weighted measure too optimistic "
+    "(see docs/termination-codes.md). 0: off (PyGRANSO's test); ignored with "
+    "`search_direction_rescaling`",
     "stat_skip_qp": "solve the termination QP only where its value can stop the run: at points "
     "feasible to tolerance whose cheap lower bound on the measure (one direction, no QP) does not "
     "already exceed `opt_tol`. Elsewhere the log shows that lower bound marked `:b` and the "
@@ -163,6 +168,7 @@ NCVX_ONLY = {
     "linesearch_warm_step",
     "bounds",
     "stat_skip_qp",
+    "stat_step_window",
 }
 
 #: how the default differs from PyGRANSO (code, or docstring ⚠).

@@ -3,7 +3,8 @@
 Field names and defaults are PyGRANSO's (its *code* defaults), so a PyGRANSO options struct maps
 onto :class:`Options` one to one (:meth:`Options.from_pygranso`). A few fields are ncvx's own
 (``jacobian``, ``jacobian_chunk_size``, ``seed``, ``qp_tol``, ``bfgs_y``,
-``linesearch_warm_step``, ``bounds``, ``stat_skip_qp``). Every value is checked in
+``linesearch_warm_step``, ``bounds``, ``stat_skip_qp``,
+``stat_step_window``). Every value is checked in
 ``__post_init__``; a wrong name or value raises :class:`~ncvx.errors.OptionsError` naming it.
 """
 
@@ -69,6 +70,7 @@ class Options:
     QPsolver: str = "auto"
     stat_l2_model: bool = True
     stat_skip_qp: bool = True
+    stat_step_window: int = 5
     # line search
     wolfe1: float = 1e-4
     wolfe2: float = 0.5
@@ -318,6 +320,7 @@ _CHECKS: list[Callable[[Options], None]] = [
     _real_check("steering_c_viol", 0, 1, lo_open=True, hi_open=True),
     _real_check("steering_c_mu", 0, 1, lo_open=True, hi_open=True),
     _real_check("regularize_threshold", 1, _INF, lo_open=True),
+    _int_check("stat_step_window", 0),
     _check("QPsolver", lambda v: _qp_backend_ok(v), "'auto' or an installed QP backend"),
     _real_check("wolfe1", 0, 0.5),
     _real_check("wolfe2", 0, 1, hi_open=True),

@@ -93,6 +93,7 @@ NCVX_FORM = {
     "linesearch_warm_step": True,  # same accepted steps where decrease holds below a threshold
     "bounds": None,
     "stat_skip_qp": True,  # the termination QP only where its value can stop the run
+    "stat_step_window": 5,  # no certificate while the line search stretches the steps
 }
 
 
@@ -189,6 +190,7 @@ NON_DEFAULTS = {
     "bfgs_y": "penalty",
     "linesearch_warm_step": False,
     "stat_skip_qp": False,
+    "stat_step_window": 0,
     "bounds": (0.0, 1.0),
 }
 
@@ -310,6 +312,8 @@ INVALID = [
     ("bfgs_y", "hessian"),
     ("linesearch_warm_step", "yes"),
     ("stat_skip_qp", "yes"),
+    ("stat_step_window", -1),
+    ("stat_step_window", 1.5),
     ("bounds", 3.0),
 ]
 
