@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from .callbacks import IterationRecord
-from .result import Result
+from .result import Result, Status
+
+#: Below this many BFGS updates the share of damped ones says little.
+_HINT_MIN_UPDATES = 20
+#: Share of damped BFGS updates from which an uncertified run gets the hint.
+_HINT_DAMPED_SHARE = 0.9
 
 _ORANGE = "\033[33m"
 _RESET = "\033[0m"
@@ -190,5 +195,30 @@ class TablePrinter:
             self._write(
                 self._orange(f"warning: {result.qp_failure_rate:.1f}% of QP solves needed a retry")
             )
+        hint = damping_hint(result)
+        if hint is not None:
+            self._write(self._orange(hint))
         if result.error is not None:
             self._write(f"error: {type(result.error).__name__}: {result.error}")
+
+
+def damping_hint(result: Result) -> str | None:
+    """A hint for a run that ended without a certificate after nearly all of its BFGS updates
+    were damped (``None`` otherwise).
+
+    That is the signature of variables that enter f and the constraints linearly (an SVM's
+    slacks): the Lagrangian pair has ``y = 0`` along them, GRANSO's damping then lets each update
+    grow H along the step by up to ``1/bfgs_damping``, and the QPs become too ill-conditioned
+    to steer well. Capping H's condition number in the QPs helped in every such case measured
+    (docs/performance.md, session 11).
+    """
+    stats = result.bfgs
+    if result.status == Status.STATIONARY or stats.updates < _HINT_MIN_UPDATES:
+        return None
+    if stats.damped_updates < _HINT_DAMPED_SHARE * stats.updates:
+        return None
+    return (
+        f"note: {stats.damped_updates} of {stats.updates} BFGS updates were damped (variables "
+        "entering f and the constraints linearly?); H may be badly conditioned in the QPs: "
+        "try regularize_threshold=1e6 (docs/termination-codes.md, code 6)"
+    )

@@ -225,3 +225,40 @@ def test_whole_ascii_run_is_ascii(capsys):
     table = [line for line in out.splitlines() if line.startswith(("|", "-"))]
     assert len(table) >= 5
     assert len({len(line) for line in table}) == 1
+
+
+def _tiny_result() -> ncvx.Result:
+    def fn(x):
+        return (x * x).sum(), None, None
+
+    return ncvx.solve(fn, torch.ones(2, dtype=F64), print_level=0)
+
+
+@pytest.mark.parametrize(
+    "status, updates, damped, shown",
+    [
+        (ncvx.Status.LINESEARCH_BRACKET_FEASIBLE, 163, 157, True),  # svm-2000's end
+        (ncvx.Status.MAXIT, 100, 95, True),
+        (ncvx.Status.STATIONARY, 163, 157, False),  # certified: nothing to explain
+        (ncvx.Status.LINESEARCH_BRACKET_FEASIBLE, 163, 100, False),  # damping not dominant
+        (ncvx.Status.LINESEARCH_BRACKET_FEASIBLE, 10, 10, False),  # too few updates to say
+    ],
+)
+def test_summary_hints_at_the_condition_cap_after_mostly_damped_updates(
+    status: ncvx.Status, updates: int, damped: int, shown: bool
+) -> None:
+    import dataclasses
+
+    from ncvx.hessian import BFGSStats
+
+    result = dataclasses.replace(
+        _tiny_result(),
+        status=status,
+        bfgs=BFGSStats(requests=updates, updates=updates, damped_updates=damped),
+    )
+    printer = TablePrinter(n=2, m_i=0, m_e=0, stream=io.StringIO())
+    printer.summary(result)
+    text = printer.stream.getvalue()  # type: ignore[attr-defined]
+    assert ("regularize_threshold=1e6" in text) is shown
+    if shown:
+        assert f"{damped} of {updates} BFGS updates were damped" in text
