@@ -79,6 +79,10 @@ MEANING: dict[str, str] = {
     "regularize_threshold": "cap on the condition number of H used inside the QPs (steering and "
     "stationarity; eigenvalues clipped, full BFGS and L-BFGS; from H's low-rank form in "
     "O(n·p²) per change of H, see `ncvx.hessian.conditioning`). inf: off",
+    "regularize_damped_threshold": "with `regularize_threshold = inf`: the condition cap applied "
+    "automatically, for the rest of the run, once ≥ 80 % of the last 20 BFGS updates were damped "
+    "(variables entering f and the constraints linearly, such as an SVM's slacks, make H grow "
+    "without bound along them). inf: never",
     "regularize_max_eigenvalues": "regularize by lowering the largest eigenvalues instead of "
     "raising the smallest",
     "quadprog_info_msg": "accepted for compatibility; ignored (no QP notice box is printed)",
@@ -169,6 +173,7 @@ NCVX_ONLY = {
     "bounds",
     "stat_skip_qp",
     "stat_step_window",
+    "regularize_damped_threshold",
 }
 
 #: how the default differs from PyGRANSO (code, or docstring ⚠).

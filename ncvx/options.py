@@ -4,7 +4,7 @@ Field names and defaults are PyGRANSO's (its *code* defaults), so a PyGRANSO opt
 onto :class:`Options` one to one (:meth:`Options.from_pygranso`). A few fields are ncvx's own
 (``jacobian``, ``jacobian_chunk_size``, ``seed``, ``qp_tol``, ``bfgs_y``,
 ``linesearch_warm_step``, ``bounds``, ``stat_skip_qp``,
-``stat_step_window``). Every value is checked in
+``stat_step_window``, ``regularize_damped_threshold``). Every value is checked in
 ``__post_init__``; a wrong name or value raises :class:`~ncvx.errors.OptionsError` naming it.
 """
 
@@ -66,6 +66,7 @@ class Options:
     steering_c_mu: float = 0.9
     regularize_threshold: float = _INF
     regularize_max_eigenvalues: bool = False
+    regularize_damped_threshold: float = 1e6
     quadprog_info_msg: bool = True
     QPsolver: str = "auto"
     stat_l2_model: bool = True
@@ -320,6 +321,7 @@ _CHECKS: list[Callable[[Options], None]] = [
     _real_check("steering_c_viol", 0, 1, lo_open=True, hi_open=True),
     _real_check("steering_c_mu", 0, 1, lo_open=True, hi_open=True),
     _real_check("regularize_threshold", 1, _INF, lo_open=True),
+    _real_check("regularize_damped_threshold", 1, _INF, lo_open=True),
     _int_check("stat_step_window", 0),
     _check("QPsolver", lambda v: _qp_backend_ok(v), "'auto' or an installed QP backend"),
     _real_check("wolfe1", 0, 0.5),

@@ -215,6 +215,8 @@ def damping_hint(result: Result) -> str | None:
     stats = result.bfgs
     if result.status == Status.STATIONARY or stats.updates < _HINT_MIN_UPDATES:
         return None
+    if result.extra.get("damped_cap_from") is not None:
+        return None  # the automatic cap (regularize_damped_threshold) was already on
     if stats.damped_updates < _HINT_DAMPED_SHARE * stats.updates:
         return None
     return (

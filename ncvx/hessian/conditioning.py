@@ -21,6 +21,7 @@ such a form (a general ``H0``, a dense BFGS past its tracked rank) or with ``p â
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 import torch
@@ -113,11 +114,19 @@ class ConditionCap:
         #: Number of changes of ``H`` at which the cap changed it (for tests and logs).
         self.times_capped = 0
 
+    def set_threshold(self, threshold: float) -> None:
+        """Change the cap (``inf``: off); the capped form is recomputed when next needed."""
+        if threshold != self.threshold:
+            self.threshold = threshold
+            self._version = -1
+
     def _refresh(self) -> None:
         if self._version == self.hessian.version:
             return
         self._version = self.hessian.version
         self._form, self._dense = None, None
+        if not math.isfinite(self.threshold):
+            return
         form = self.hessian.low_rank()
         if form is not None and form[1].shape[1] < self.hessian.n:
             self._form = capped_low_rank(form, self.threshold, self.lower_max)

@@ -201,3 +201,63 @@ def test_a_form_with_more_columns_than_variables_is_capped_densely() -> None:
     expected = capped_dense(h.as_matrix(), threshold, False)
     assert expected is not None and cap.active
     torch.testing.assert_close(cap.matrix(), expected)
+
+
+def _trigger_state(user_threshold: float = math.inf):
+    import collections
+    import types
+
+    from ncvx._solver import DAMPED_WINDOW
+
+    h = _trained("dense")
+    opts = types.SimpleNamespace(
+        regularize_threshold=user_threshold, regularize_damped_threshold=1e6
+    )
+    return types.SimpleNamespace(
+        opts=opts,
+        apply_H_qp=ConditionCap(h, user_threshold, False),
+        _damped=collections.deque(maxlen=DAMPED_WINDOW),
+        damped_cap_from=None,
+        iters=0,
+    )
+
+
+def test_the_automatic_cap_starts_once_updates_are_mostly_damped() -> None:
+    from ncvx._solver import BFGSSQP, DAMPED_SHARE, DAMPED_WINDOW
+    from ncvx.hessian import UpdateInfo
+
+    state = _trigger_state()
+    damped, plain = UpdateInfo(True, True), UpdateInfo(True, False)
+    undamped = DAMPED_WINDOW - math.ceil(DAMPED_SHARE * DAMPED_WINDOW)  # still enough damped
+    pattern = [plain] * undamped + [damped] * (DAMPED_WINDOW - undamped - 1)
+    for info in pattern:
+        BFGSSQP._note_update(state, info)  # type: ignore[arg-type]
+        state.iters += 1
+    assert state.damped_cap_from is None and state.apply_H_qp.threshold == math.inf
+    BFGSSQP._note_update(state, UpdateInfo(False, True, "sty_nonpositive"))  # not applied
+    assert state.damped_cap_from is None
+    BFGSSQP._note_update(state, damped)  # the window is full, the share reached
+    assert state.damped_cap_from == DAMPED_WINDOW
+    assert state.apply_H_qp.threshold == 1e6
+    for _ in range(DAMPED_WINDOW):  # sticky
+        BFGSSQP._note_update(state, plain)
+    assert state.apply_H_qp.threshold == 1e6
+
+
+def test_the_automatic_cap_leaves_a_users_cap_alone() -> None:
+    from ncvx._solver import BFGSSQP, DAMPED_WINDOW
+    from ncvx.hessian import UpdateInfo
+
+    state = _trigger_state(user_threshold=50.0)
+    for _ in range(2 * DAMPED_WINDOW):
+        BFGSSQP._note_update(state, UpdateInfo(True, True))  # type: ignore[arg-type]
+    assert state.damped_cap_from is None and state.apply_H_qp.threshold == 50.0
+
+
+def test_an_infinite_cap_is_the_hessians_own_operator_and_costs_nothing() -> None:
+    h = _trained("dense")
+    cap = ConditionCap(h, math.inf, False)
+    assert not cap.active and cap.current() == h.apply and cap.times_capped == 0
+    assert dense_matrix(cap) is h.H
+    cap.set_threshold(_cond(h.as_matrix()) / 10)
+    assert cap.active and cap.times_capped == 1

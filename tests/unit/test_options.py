@@ -94,6 +94,7 @@ NCVX_FORM = {
     "bounds": None,
     "stat_skip_qp": True,  # the termination QP only where its value can stop the run
     "stat_step_window": 5,  # no certificate while the line search stretches the steps
+    "regularize_damped_threshold": 1e6,  # a condition cap once BFGS updates are mostly damped
 }
 
 
@@ -191,6 +192,7 @@ NON_DEFAULTS = {
     "linesearch_warm_step": False,
     "stat_skip_qp": False,
     "stat_step_window": 0,
+    "regularize_damped_threshold": INF,
     "bounds": (0.0, 1.0),
 }
 
@@ -314,6 +316,7 @@ INVALID = [
     ("stat_skip_qp", "yes"),
     ("stat_step_window", -1),
     ("stat_step_window", 1.5),
+    ("regularize_damped_threshold", 1.0),
     ("bounds", 3.0),
 ]
 
