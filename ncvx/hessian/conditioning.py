@@ -12,7 +12,8 @@ With ``H = βI + W M Wᵀ`` (``W`` ``(n, p)``: a dense BFGS started from a multi
 or L-BFGS in compact form) the eigenvalues come from a ``p × p`` problem: ``W = QR`` (``Q``
 ``(n, r)`` orthonormal, ``r = min(n, p)``) and ``R M Rᵀ = U Λ Uᵀ`` give ``H = βI + V Λ Vᵀ`` with
 ``V = QU``, so ``H`` has the eigenvalues ``β + Λ`` on ``span(W)`` and ``β`` elsewhere (when
-``r < n``). Clipped, ``H_κ = β'I + V diag(μ - β') Vᵀ`` is again of that form (rank ``r``), which
+``r < n``). Clipped, ``H_κ = β'I + V diag(μ - β') Vᵀ`` is again of that form (rank at most
+``r``: eigenvectors clipped to ``β'`` drop out), which
 keeps the QPs' structured Gram matrices (:mod:`ncvx.qp.structured`); the cost is
 ``O(n p²)`` once per change of ``H``, instead of a dense ``n × n`` eigendecomposition. Without
 such a form (a general ``H0``, a dense BFGS past its tracked rank) or with ``p ≥ n`` the dense
@@ -27,6 +28,10 @@ from typing import Protocol
 import torch
 
 LowRank = tuple[float, torch.Tensor, torch.Tensor]
+
+#: Eigenvalue offsets from the capped base below this fraction of the largest eigenvalue are
+#: dropped from the capped low-rank form (an error of at most that relative size).
+_NEGLIGIBLE = 1e-15
 
 
 class _Versioned(Protocol):
@@ -64,7 +69,8 @@ def capped_low_rank(form: LowRank, threshold: float, lower_max: bool) -> LowRank
     """``(β', V, diag(μ - β'))`` for ``H = βI + W M Wᵀ`` given as ``form = (β, W, M)``, with
     the condition number capped at ``threshold``; ``None`` when ``H`` satisfies the cap.
 
-    ``V`` is ``(n, r)`` with orthonormal columns, ``r = min(n, p)``.
+    ``V`` is ``(n, r)`` with orthonormal columns, ``r ≤ min(n, p)``: the eigenvectors whose
+    capped eigenvalue differs from ``β'`` (the ones clipped to the floor drop out).
     """
     beta, W, M = form
     n, p = W.shape
@@ -79,8 +85,12 @@ def capped_low_rank(form: LowRank, threshold: float, lower_max: bool) -> LowRank
         return None
     mu, base = clipped
     new_beta = base if base is not None else float(mu.min())
-    V = Q @ U
-    return new_beta, V, torch.diag(mu - new_beta)
+    # eigenvalues clipped to the new base (raising the small ones usually lifts β with them)
+    # add nothing to β'I: their columns are dropped, so the QPs' low-rank part shrinks
+    d = mu - new_beta
+    keep = d.abs() > _NEGLIGIBLE * float(mu.abs().max())
+    V = Q @ U[:, keep]
+    return new_beta, V, torch.diag(d[keep])
 
 
 def capped_dense(H: torch.Tensor, threshold: float, lower_max: bool) -> torch.Tensor | None:

@@ -261,3 +261,17 @@ def test_an_infinite_cap_is_the_hessians_own_operator_and_costs_nothing() -> Non
     assert dense_matrix(cap) is h.H
     cap.set_threshold(_cond(h.as_matrix()) / 10)
     assert cap.active and cap.times_capped == 1
+
+
+def test_eigenvalues_raised_to_the_floor_leave_the_low_rank_part() -> None:
+    h = _trained("dense", n=40, updates=15)  # 30 tracked columns
+    form = h.low_rank()
+    assert form is not None
+    threshold = 2.0  # the floor is half the largest eigenvalue: most are raised to it
+    capped = capped_low_rank(form, threshold, False)
+    assert capped is not None
+    beta, V, D = capped
+    floor = float(torch.linalg.eigvalsh(h.as_matrix()).max()) / threshold
+    assert math.isclose(beta, floor, rel_tol=1e-9)  # β itself was below the floor
+    assert V.shape[1] < form[1].shape[1]  # the raised eigenvalues add nothing to β'I
+    assert bool((D.diagonal() > 0).all())
