@@ -195,6 +195,12 @@ class TablePrinter:
             self._write(
                 self._orange(f"warning: {result.qp_failure_rate:.1f}% of QP solves needed a retry")
             )
+        capped_from = result.extra.get("damped_cap_from")
+        if capped_from is not None:
+            self._write(
+                f"H's condition number capped in the QPs from iteration {capped_from} on "
+                "(most BFGS updates were damped; regularize_damped_threshold)"
+            )
         hint = damping_hint(result)
         if hint is not None:
             self._write(self._orange(hint))

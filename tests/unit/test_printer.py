@@ -262,3 +262,15 @@ def test_summary_hints_at_the_condition_cap_after_mostly_damped_updates(
     assert ("regularize_threshold=1e6" in text) is shown
     if shown:
         assert f"{damped} of {updates} BFGS updates were damped" in text
+
+
+def test_summary_says_when_the_automatic_cap_started() -> None:
+    import dataclasses
+
+    base = _tiny_result()
+    for start, shown in ((None, False), (21, True)):
+        result = dataclasses.replace(base, extra={**base.extra, "damped_cap_from": start})
+        printer = TablePrinter(n=2, m_i=0, m_e=0, stream=io.StringIO())
+        printer.summary(result)
+        text = printer.stream.getvalue()  # type: ignore[attr-defined]
+        assert ("capped in the QPs from iteration 21" in text) is shown
