@@ -15,7 +15,8 @@
 #   5. the `constraints` suite on cuda (one run each, short per-run limit) — issue #3, item 5;
 #   6. a profile of one constraint-heavy case on cuda and on the host CPU (PROF_CASE, default
 #      cnn-unfolded: 14 s on the H200 in session 3, > 50 s on the H100 in session 7).
-# A step whose limit is 0 (T_SYM=0, ...) is skipped.
+# A step whose limit is 0 (T_SYM=0, ...) is skipped. CONS_P and CONS_TIMEOUT choose the constraint
+# cases and their per-run limit.
 # DRY=1 runs the same plumbing on the CPU at toy sizes (to check the script before a lease).
 # At most 8 files come back from $OUT: one log plus the JSON records and the deblurring arrays.
 set -u
@@ -27,7 +28,7 @@ if [ "${DRY:-0}" = 1 ]; then
   CONS_P=svm-200 PROF_CASE=${PROF_CASE:-svm-200}
 else
   DEV=cuda SCALE_P=tv-1e4,tv-1e5,tv-1e6 SYM_ARGS="--sizes 1e6" DEBLUR_ARGS=""
-  CONS_P=svm-200,cnn-unfolded,cnn-folded,A3-n100,svm-1000
+  CONS_P=${CONS_P:-svm-200,cnn-unfolded,cnn-folded,A3-n100,svm-1000}
 fi
 export DEV SCALE_P PROF_CASE
 export PYTHONUNBUFFERED=1
@@ -39,7 +40,7 @@ else
   export PYTHONPATH=$PWD
 fi
 T_TESTS=${T_TESTS:-70} T_SCALE=${T_SCALE:-130} T_SYM=${T_SYM:-80} T_DEBLUR=${T_DEBLUR:-150}
-T_CONS=${T_CONS:-150} T_PROF=${T_PROF:-120} PROF_CASE=${PROF_CASE:-cnn-unfolded}
+T_CONS=${T_CONS:-150} CONS_TIMEOUT=${CONS_TIMEOUT:-50} T_PROF=${T_PROF:-120} PROF_CASE=${PROF_CASE:-cnn-unfolded}
 PROF_MAXIT=${PROF_MAXIT:-10}
 export PROF_MAXIT
 {
@@ -73,7 +74,7 @@ echo "== 4 deblurring GPU tier" | tee -a "$LOG"
 
 echo "== 5 constraints suite on $DEV" | tee -a "$LOG"
 [ "$T_CONS" -gt 0 ] && timeout "$T_CONS" python3 -m benchmarks.run --suite constraints --device "$DEV" --repeats 1 \
-  --threads 0 --timeout 50 --problems "$CONS_P" \
+  --threads 0 --timeout "$CONS_TIMEOUT" --problems "$CONS_P" \
   --out "$OUT/constraints_gpu.json" 2>&1 | tail -12 | tee -a "$LOG"
 echo "== 6 profile of $PROF_CASE ($DEV, then cpu)" | tee -a "$LOG"
 [ "$T_PROF" -gt 0 ] && timeout "$T_PROF" bash -c '
