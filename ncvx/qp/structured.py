@@ -35,6 +35,12 @@ import torch
 MIN_SIZE = 1500
 #: A Jacobian column with more than this fraction of nonzero rows counts as dense.
 DENSE_COLUMN = 0.02
+#: A Jacobian row with more than this fraction of nonzero columns (outside the dense columns)
+#: counts as dense and goes into the low-rank part (two columns each): the CNN attack's
+#: termination QPs hold one classifier row (784 pixels) per gradient sample among 3000 box
+#: rows, whose couplings made ``C_s C_sᵀ`` too full for the structured form (nnz 66 000 >
+#: 20 k), and the dense QP of 3000 rows took 25 s.
+DENSE_ROW = 0.1
 #: The structured form is used only if ``nnz(S) ≤ SPARSE_FILL · k`` and ``r ≤ MAX_RANK``, and
 #: ``r ≤ k / RANK_RATIO``: about 25 interior-point iterations of ``k r²`` flops against one dense
 #: factorization of ``k³/3`` (and forming the ``k × k`` matrix) break even near ``r = k/9``.
@@ -181,25 +187,74 @@ def structured_gram(
     dense_mask = torch.bincount(j, minlength=n) > DENSE_COLUMN * k
     dense_cols = torch.nonzero(dense_mask).reshape(-1)
     p_d = int(dense_cols.numel())
-    rank = p_d + int(W.shape[1])
+    keep = (~dense_mask[j]).cpu().numpy()
+    i_np, j_np = i.cpu().numpy()[keep], j.cpu().numpy()[keep]
+    v_np = values.cpu().double().numpy()[keep]
+    # Dense rows (a constraint whose gradient touches most variables, e.g. a classifier's
+    # margin among thousands of box rows) would make C_s C_sᵀ dense in their rows and columns.
+    dense_row_mask = np.bincount(i_np, minlength=k) > DENSE_ROW * n
+    dense_row_ids = np.flatnonzero(dense_row_mask)
+    p_r = int(dense_row_ids.size)
+    rank = p_d + int(W.shape[1]) + 2 * p_r
     if rank > MAX_RANK or RANK_RATIO * rank > k:
         return None
-    keep = (~dense_mask[j]).cpu().numpy()
-    i_np, j_np = i.cpu().numpy(), j.cpu().numpy()
-    v_np = values.cpu().double().numpy()
-    Rs = sp.csr_matrix((v_np[keep], (i_np[keep], j_np[keep])), shape=(k, n))
+    in_sparse = ~dense_row_mask[i_np]
+    Rs = sp.csr_matrix(
+        (v_np[in_sparse], (i_np[in_sparse], j_np[in_sparse])), shape=(k, n)
+    )
     S = (beta * (Rs @ Rs.T)).tocsr()
-    if S.nnz > SPARSE_FILL * k:
-        return None
     parts = [rows[:, dense_cols] if dense_rows else coo.index_select(1, dense_cols).to_dense()]
     if W.shape[1]:
         parts.append(torch.sparse.mm(coo, W))  # R W, (k, p)
     U = torch.cat(parts, dim=1).detach().cpu().double().numpy()
     M = np.zeros((rank, rank))
     M[:p_d, :p_d] = beta * np.eye(p_d)
-    M[p_d:, p_d:] = MW.detach().cpu().double().numpy()
+    M[p_d : rank - 2 * p_r, p_d : rank - 2 * p_r] = MW.detach().cpu().double().numpy()
+    if p_r:
+        S, U_rows, M_rows = _dense_rows_low_rank(
+            S, Rs, beta, dense_row_ids, i_np[~in_sparse], j_np[~in_sparse], v_np[~in_sparse], n
+        )
+        U = np.hstack([U, U_rows])
+        M[rank - 2 * p_r :, rank - 2 * p_r :] = M_rows
+    if S.nnz > SPARSE_FILL * k:
+        return None
     M = 0.5 * (M + M.T)
     return StructuredGram(S, U, M), RowsOperator(coo, beta, W, MW)
+
+
+def _dense_rows_low_rank(
+    S: sp.csr_matrix,
+    Rs: sp.csr_matrix,
+    beta: float,
+    ids: np.ndarray,
+    i: np.ndarray,
+    j: np.ndarray,
+    v: np.ndarray,
+    n: int,
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """The part of ``β R Rᵀ`` that the dense rows ``ids`` (``J``) add, as ``S`` plus a low-rank
+    term: with ``D`` (``|J| × n``) those rows (entries ``(i, j, v)``, ``i`` in ``ids``) and
+    ``E`` the identity columns of ``J``, ``β (Rs + E D)(Rs + E D)ᵀ = β Rs Rsᵀ + diag_J +
+    [E, C] [[β D Dᵀ − diag_J, I], [I, 0]] [E, C]ᵀ`` where ``C = β Rs Dᵀ`` (``(k, |J|)``) and
+    ``diag_J`` the diagonal of ``β D Dᵀ`` on the ``J`` positions (kept in ``S`` so that its
+    diagonal stays positive). Returns ``(S + diag_J, [E, C] (k, 2|J|), middle (2|J|, 2|J|))``.
+    """
+    k = S.shape[0]
+    p_r = ids.size
+    slot = np.full(k, -1)
+    slot[ids] = np.arange(p_r)
+    D = np.zeros((p_r, n))
+    np.add.at(D, (slot[i], j), v)
+    DD = beta * (D @ D.T)
+    S = (S + sp.csr_matrix((np.diag(DD).copy(), (ids, ids)), shape=(k, k))).tocsr()
+    E = np.zeros((k, p_r))
+    E[ids, np.arange(p_r)] = 1.0
+    C = beta * np.asarray(Rs @ D.T)
+    middle = np.zeros((2 * p_r, 2 * p_r))
+    middle[:p_r, :p_r] = DD - np.diag(np.diag(DD))
+    middle[:p_r, p_r:] = np.eye(p_r)
+    middle[p_r:, :p_r] = np.eye(p_r)
+    return S, np.hstack([E, C]), middle
 
 
 @dataclass(frozen=True, eq=False)
