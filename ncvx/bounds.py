@@ -92,18 +92,24 @@ class Box:
         return float(torch.maximum(self.lb - x, x - self.ub).clamp_min(0).max())
 
 
-def masked(
-    apply: Callable[[torch.Tensor], torch.Tensor], free: torch.Tensor
-) -> Callable[[torch.Tensor], torch.Tensor]:
+class Masked:
     """The operator ``v ↦ P_F A(P_F v)`` for a mask ``free`` ``(n,)`` (``v`` is ``(n,)`` or
-    ``(n, r)``): ``A`` restricted to the free subspace, still symmetric positive (semi)definite."""
-    m = free.to(dtype=torch.bool)
+    ``(n, r)``): ``A`` restricted to the free subspace, still symmetric positive (semi)definite.
+    ``inner`` (``A``) and ``free`` stay visible, so that the Gram matrices of a low-rank ``A``
+    keep their structure (:func:`ncvx.gram.structured_gram_of`)."""
 
-    def apply_free(v: torch.Tensor) -> torch.Tensor:
-        mv = m if v.dim() == 1 else m[:, None]
-        return torch.where(mv, apply(torch.where(mv, v, torch.zeros_like(v))), 0.0)
+    def __init__(self, inner: Callable[[torch.Tensor], torch.Tensor], free: torch.Tensor) -> None:
+        self.inner = inner
+        self.free = free.to(dtype=torch.bool)
 
-    return apply_free
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        mv = self.free if v.dim() == 1 else self.free[:, None]
+        return torch.where(mv, self.inner(torch.where(mv, v, torch.zeros_like(v))), 0.0)
+
+
+def masked(apply: Callable[[torch.Tensor], torch.Tensor], free: torch.Tensor) -> Masked:
+    """``P_F A P_F`` as a :class:`Masked` operator."""
+    return Masked(apply, free)
 
 
 def resolve_bounds(

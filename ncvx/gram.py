@@ -11,11 +11,16 @@ numbers, found 5–10× faster for the SVM's 1000 × 1021 Jacobian.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
+from .bounds import Masked
 from .hessian import LBFGS, DenseBFGS
 from .hessian.conditioning import ConditionCap
+
+if TYPE_CHECKING:
+    from .qp.structured import RowsOperator, StructuredGram
 
 #: Rows with at most this fraction of nonzeros take the sparse path (with a dense ``H``).
 SPARSE_DENSITY = 0.05
@@ -83,3 +88,41 @@ def h_rows_gram(rows: torch.Tensor, apply_H: Operator) -> tuple[torch.Tensor, to
         HRt = apply_H(rows.T) if rows.shape[0] else rows.T
         gram = rows @ HRt
     return HRt, 0.5 * (gram + gram.T)
+
+
+def structured_gram_of(
+    rows: torch.Tensor, apply_H: Operator | None
+) -> tuple[StructuredGram, RowsOperator] | None:
+    """:func:`ncvx.qp.structured.structured_gram` for ``R H Rᵀ`` with ``H = apply_H``, also when
+    ``H = P_F A P_F`` is a :class:`~ncvx.bounds.Masked` low-rank ``A`` (simple bounds hold the
+    variables outside ``F``): then ``R P_F A P_F Rᵀ = (R P_F) A' (R P_F)ᵀ`` with ``A' = βI +
+    (P_F W) M (P_F W)ᵀ``, and ``A' (R P_F)ᵀ y = P_F A P_F Rᵀ y``, both exact.
+
+    Args:
+        rows: (k, n) gradient rows, dense or a sparse COO tensor.
+        apply_H: the operator (``None``: ``H = I``).
+    """
+    from .qp.structured import structured_gram
+
+    if not isinstance(apply_H, Masked):
+        return structured_gram(rows, lambda: low_rank_of(apply_H))
+    free, inner = apply_H.free.to(rows.device), apply_H.inner
+
+    def low_rank() -> tuple[float, torch.Tensor, torch.Tensor] | None:
+        form = low_rank_of(inner)
+        if form is None:
+            return None
+        beta, W, M = form
+        if W.numel():
+            W = torch.where(free[:, None].to(W.device), W, 0.0)
+        return beta, W, M
+
+    if rows.layout == torch.sparse_coo:
+        coo = rows.coalesce()
+        keep = free[coo.indices()[1]]
+        rows = torch.sparse_coo_tensor(
+            coo.indices()[:, keep], coo.values()[keep], coo.shape, check_invariants=False
+        ).coalesce()
+    elif rows.layout == torch.strided:
+        rows = torch.where(free, rows, 0.0)
+    return structured_gram(rows, low_rank)

@@ -38,11 +38,10 @@ import numpy as np
 import torch
 
 from .errors import QPBackendError
-from .gram import h_rows_gram, low_rank_of
+from .gram import h_rows_gram, structured_gram_of
 from .neighborhood import SampleSet
 from .penalty import PenaltyPoint
 from .qp import QPSolver
-from .qp.structured import structured_gram
 from .steering import make_qp, steering_qp_at_mu
 
 
@@ -363,7 +362,7 @@ def _solve_subset(
     loose_tol: float | None = None,
 ) -> _Solved:
     Gt = cols.Gt[torch.as_tensor(idx, device=cols.Gt.device)]
-    structured = structured_gram(Gt, lambda: low_rank_of(op))
+    structured = structured_gram_of(Gt, op)
     P: object
     if structured is not None:  # thousands of columns: sparse + low rank, never dense
         P, HGt = structured

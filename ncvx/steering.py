@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from .errors import QPBackendError
-from .gram import h_rows_gram, low_rank_of
+from .gram import h_rows_gram, structured_gram_of
 from .penalty import PenaltyPoint
 from .qp import QPProblem, QPSolver
 from .qp import structured as _structured
-from .qp.structured import StructuredGram, StructuredQP, structured_gram
+from .qp.structured import StructuredGram, StructuredQP
 
 _SQRT_EPS = math.sqrt(np.finfo(np.float64).eps)
 
@@ -210,7 +210,7 @@ class _WorkingSet:
                     self.sparse_C() if self.sparse_C is not None else self.C.detach().to_sparse()
                 ).coalesce()
             rows = self._C_sparse.index_select(0, index)
-            structured = structured_gram(rows, lambda: low_rank_of(self.apply_H))
+            structured = structured_gram_of(rows, self.apply_H)
             if structured is not None:
                 self.gram, self.HCt = structured
                 return

@@ -22,22 +22,29 @@ from scipy.linalg.blas import dsyrk
 from ncvx.qp.check import kkt_residuals, linearize
 from ncvx.qp.structured import StructuredGram, StructuredQP
 
-#: Relative shift of the factorized matrix (to the largest diagonal entry of ``P``). The
-#: conjugate gradients pay for its bias: on the CNN attack's late QPs (diagonals spanning six
-#: decades) 1e-9 cost 7.3 preconditioner applications per Newton solve, 1e-11 about 5.
-SHIFT = 1e-11
+#: Relative shift of the factorized matrix (to the largest diagonal entry of ``P``); the
+#: conjugate gradients remove its bias.
+SHIFT = 1e-9
 #: The average complementarity below which the iterate is judged by the check (next).
 TOL = 1e-14
 MAX_ITER = 80
 #: Once the average complementarity is below ``TOL``, the iterate is also judged by the
 #: backend-independent check (:func:`ncvx.qp.kkt_residuals`, per-coordinate scales): the loop
-#: stops when that is at most ``KKT_TARGET`` or has not improved by the factor
-#: ``KKT_PROGRESS`` for ``KKT_STALL`` iterations.
+#: stops when the scaled residuals are below ``TOL`` and the check gives at most the
+#: caller's ``accept`` (default ``KKT_ACCEPT``, the steering QPs' loose tolerance), or, while
+#: no iterate was acceptable, when the check has not improved by the factor ``KKT_PROGRESS``
+#: for ``KKT_STALL`` iterations. Where the usual stop is acceptable nothing changes: going on
+#: whenever the check exceeded 1e-9 (the strict tolerance), or stopping once it reached 1e-12,
+#: changed the SVM trajectories for the worse (svm-2500: 184 iterations and 203 s instead of
+#: 96 and 14 s; svm-3000: 270 instead of 95).
 #: ``TOL`` alone is relative to the largest gradient: on Gram matrices whose diagonal spans
 #: decades (the CNN attack's late steering QPs: 2e5 … 1.2e8) the coordinates with small
 #: gradients were left at ~1e-6 instead of 0, a dual residual of 4e-6 in the check, and the
 #: QP went to the dense ladder (1.7–2.8 s each instead of 0.1–0.2 s).
-KKT_TARGET = 1e-12
+KKT_ACCEPT = 1e-6
+#: The check on the rescaled problem (box [0, 1], a pinned row dropped) and on the caller's
+#: differ by a small factor (3× on a recorded termination QP), hence a margin.
+ACCEPT_MARGIN = 0.1
 KKT_STALL = 6
 KKT_PROGRESS = 0.9
 #: Fill-reducing ordering of the sparse LU (SuperLU's default), applied symmetrically and with
@@ -298,8 +305,13 @@ def _pin_forced(problem: StructuredQP) -> StructuredQP:
     )
 
 
-def solve_structured(problem: StructuredQP, x0: np.ndarray | None = None) -> np.ndarray:
+def solve_structured(
+    problem: StructuredQP, x0: np.ndarray | None = None, accept: float = KKT_ACCEPT
+) -> np.ndarray:
     """An approximate minimiser (``(k,)``, inside the box) of ``problem``.
+
+    ``accept``: the check's residual (:func:`ncvx.qp.kkt_residuals`) the caller accepts; the
+    iteration goes on past its usual stopping point only while the answer is above it.
 
     Raises ``RuntimeError`` if the iteration breaks down (non-finite values); the caller
     judges the accuracy of the answer with :func:`ncvx.qp.kkt_residuals`.
@@ -351,7 +363,8 @@ def solve_structured(problem: StructuredQP, x0: np.ndarray | None = None) -> np.
         None if a is None else a[None, :],
         None if a is None else np.array([b]),
     )
-    best, best_kkt, stall = None, math.inf, 0
+    best, best_kkt, stall, stalled = None, math.inf, 0, False
+    value = math.inf
     for _it in range(MAX_ITER):
         s_l, s_u = y, 1.0 - y
         r_d = P @ y + q - z_l + z_u + (0.0 if a is None else a * nu)
@@ -361,13 +374,18 @@ def solve_structured(problem: StructuredQP, x0: np.ndarray | None = None) -> np.
         if mu <= TOL:
             point = np.where(fixed, 0.0, y)
             value = kkt_residuals(unit, point)["kkt"]
-            if value <= KKT_PROGRESS * best_kkt:
-                stall = 0
-            else:
-                stall += 1
+            stall = 0 if value <= KKT_PROGRESS * best_kkt else stall + 1
             if value < best_kkt:
                 best, best_kkt = point, value
-            if value <= KKT_TARGET or stall >= KKT_STALL:
+            converged = (
+                float(np.max(np.abs(r_d))) <= TOL * (1.0 + float(np.max(np.abs(q))))
+                and abs(r_p) <= TOL * (1.0 + abs(b))
+            )
+            if converged and value <= ACCEPT_MARGIN * accept:
+                best = None  # the usual stop, with an acceptable answer: keep this iterate
+                break
+            if best_kkt > ACCEPT_MARGIN * accept and stall >= KKT_STALL:
+                stalled = True
                 break
         if _DEBUG:
             print("ipm", _it, float(np.max(np.abs(r_d))), r_p, mu)
@@ -399,19 +417,17 @@ def solve_structured(problem: StructuredQP, x0: np.ndarray | None = None) -> np.
         if not (np.all(np.isfinite(y)) and math.isfinite(nu)):
             raise RuntimeError("structured IPM: non-finite iterate")
     y = np.where(fixed, 0.0, y)
+    if best is not None and (stalled or best_kkt < value):
+        y = best  # no acceptable stop: the iterate the check liked best
     # The bounds whose multipliers dominate their slacks are taken exactly (interior points
     # only approach them, degenerate ones slowly), then Newton steps on that face put the free
     # coordinates at the face's minimiser; the face is guessed again from the gradient there.
-    value = kkt_residuals(unit, y)["kkt"]
-    if value < best_kkt:
-        best, best_kkt = y, value
-    assert best is not None
-    y = best
+    best, best_kkt = y, kkt_residuals(unit, y)["kkt"]
     lin = linearize(unit, y)
     trial = y - GUESS_GAIN * lin.h / lin.w
     at_lower = fixed | (trial <= 0.0)
     at_upper = ~at_lower & (trial >= 1.0)
-    for _round in range(FACE_ROUNDS if best_kkt > KKT_TARGET else 0):
+    for _round in range(FACE_ROUNDS):
         found = _face_step(P, q, a, b, y, at_lower, at_upper, shift)
         if found is None:
             break

@@ -627,7 +627,7 @@ class QPSolver:
 
         self.requests += 1
         try:
-            x = restore_feasibility(problem, solve_structured(problem, x0))
+            x = restore_feasibility(problem, solve_structured(problem, x0, accept=loose))
             kkt = kkt_residuals(problem, x)["kkt"]
             record = _Record("ipm-structured", x, kkt, 1)
         except (RuntimeError, ValueError, np.linalg.LinAlgError) as exc:

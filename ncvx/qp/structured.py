@@ -36,7 +36,9 @@ MIN_SIZE = 1500
 #: A Jacobian column with more than this fraction of nonzero rows counts as dense.
 DENSE_COLUMN = 0.02
 #: A Jacobian row with more than this fraction of nonzero columns (outside the dense columns)
-#: counts as dense and goes into the low-rank part (two columns each): the CNN attack's
+#: counts as dense and goes into the low-rank part (two columns each) when ``C_s C_sᵀ`` would
+#: otherwise be too full (only then: an SVM's objective row is dense too, and moving every
+#: sample's copy of it raised the rank past ``k/RANK_RATIO`` on svm-2500): the CNN attack's
 #: termination QPs hold one classifier row (784 pixels) per gradient sample among 3000 box
 #: rows, whose couplings made ``C_s C_sᵀ`` too full for the structured form (nnz 66 000 >
 #: 20 k), and the dense QP of 3000 rows took 25 s.
@@ -190,19 +192,30 @@ def structured_gram(
     keep = (~dense_mask[j]).cpu().numpy()
     i_np, j_np = i.cpu().numpy()[keep], j.cpu().numpy()[keep]
     v_np = values.cpu().double().numpy()[keep]
-    # Dense rows (a constraint whose gradient touches most variables, e.g. a classifier's
-    # margin among thousands of box rows) would make C_s C_sᵀ dense in their rows and columns.
-    dense_row_mask = np.bincount(i_np, minlength=k) > DENSE_ROW * n
-    dense_row_ids = np.flatnonzero(dense_row_mask)
-    p_r = int(dense_row_ids.size)
-    rank = p_d + int(W.shape[1]) + 2 * p_r
+    rank = p_d + int(W.shape[1])
     if rank > MAX_RANK or RANK_RATIO * rank > k:
         return None
-    in_sparse = ~dense_row_mask[i_np]
-    Rs = sp.csr_matrix(
-        (v_np[in_sparse], (i_np[in_sparse], j_np[in_sparse])), shape=(k, n)
-    )
+    Rs = sp.csr_matrix((v_np, (i_np, j_np)), shape=(k, n))
     S = (beta * (Rs @ Rs.T)).tocsr()
+    dense_row_ids = np.zeros(0, dtype=np.int64)
+    if S.nnz > SPARSE_FILL * k:
+        # Dense rows (a constraint whose gradient touches most variables, e.g. a classifier's
+        # margin among thousands of box rows) make C_s C_sᵀ dense in their rows and columns:
+        # they go into the low-rank part instead (two columns each).
+        dense_row_ids = np.flatnonzero(np.bincount(i_np, minlength=k) > DENSE_ROW * n)
+        rank += 2 * int(dense_row_ids.size)
+        if not dense_row_ids.size or rank > MAX_RANK or RANK_RATIO * rank > k:
+            return None
+    p_r = int(dense_row_ids.size)
+    in_sparse = np.ones(i_np.size, dtype=bool)
+    if p_r:
+        dense_row_mask = np.zeros(k, dtype=bool)
+        dense_row_mask[dense_row_ids] = True
+        in_sparse = ~dense_row_mask[i_np]
+        Rs = sp.csr_matrix(
+            (v_np[in_sparse], (i_np[in_sparse], j_np[in_sparse])), shape=(k, n)
+        )
+        S = (beta * (Rs @ Rs.T)).tocsr()
     parts = [rows[:, dense_cols] if dense_rows else coo.index_select(1, dense_cols).to_dense()]
     if W.shape[1]:
         parts.append(torch.sparse.mm(coo, W))  # R W, (k, p)

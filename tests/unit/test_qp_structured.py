@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 import ncvx
 import ncvx.directions as directions_mod
 import ncvx.qp.ipm as ipm_mod
-from ncvx.gram import identity, low_rank_of
+from ncvx.bounds import masked
+from ncvx.gram import identity, low_rank_of, structured_gram_of
 from ncvx.hessian import LBFGS, DenseBFGS
 from ncvx.qp import QPProblem, QPSolver, kkt_residuals
 from ncvx.qp import structured as structured_mod
@@ -146,10 +147,12 @@ def _attack_like_rows(pixels: int, dense: int, rng: np.random.Generator) -> np.n
 
 @pytest.mark.parametrize("updates", [0, 6])
 def test_structured_gram_moves_dense_rows_into_the_low_rank_part(monkeypatch, updates):
-    """Dense rows among sparse ones: the Gram matrix is still exact, ``S`` stays sparse (no
-    dense row or column), the rank grows by two per dense row, and the IPM agrees with the
-    dense ladder."""
+    """Dense rows among sparse ones that fill ``C_s C_sᵀ`` beyond ``SPARSE_FILL``: the Gram
+    matrix is still exact, ``S`` stays sparse (no dense row or column), the rank grows by two
+    per dense row, and the IPM agrees with the dense ladder. Below the fill limit they stay in
+    ``S`` (rank unchanged)."""
     monkeypatch.setattr(structured_mod, "MIN_SIZE", 10)
+    monkeypatch.setattr(structured_mod, "SPARSE_FILL", 8)  # 603 rows: S has ~6000 nonzeros
     rng = np.random.default_rng(5)
     R = torch.as_tensor(_attack_like_rows(150, 3, rng))
     n = R.shape[1]
@@ -177,6 +180,10 @@ def test_structured_gram_moves_dense_rows_into_the_low_rank_part(monkeypatch, up
     reference = QPSolver().solve(QPProblem(P.dense(), q, np.zeros(k), np.ones(k)))
     objective = lambda z: 0.5 * z @ (P @ z) + q @ z  # noqa: E731
     assert objective(x) <= objective(reference.x) + 1e-9 * (1.0 + abs(objective(reference.x)))
+    monkeypatch.setattr(structured_mod, "SPARSE_FILL", 20)
+    kept = structured_gram(R, low_rank)
+    assert kept is not None and kept[0].rank == 1 + low_rank[1].shape[1]
+    np.testing.assert_allclose(kept[0].dense(), P.dense(), atol=1e-10)
 
 
 @pytest.mark.parametrize("updates", [0, 12])
@@ -333,7 +340,7 @@ def test_svm_with_the_structured_path_reaches_the_dense_answer(monkeypatch):
         used.append(out is not None)
         return out
 
-    monkeypatch.setattr("ncvx.steering.structured_gram", spy)
+    monkeypatch.setattr(structured_mod, "structured_gram", spy)
     res = ncvx.solve(fn, x0, maxit=300, opt_tol=1e-6, print_level=0)
     assert any(used), "the structured path was not taken"
     assert int(res.status) == 0 and int(dense.status) == 0
@@ -393,3 +400,27 @@ def test_ipm_on_recorded_cnn_attack_qps(name, accuracy):
         assert x[0] == pytest.approx(1.0, abs=1e-15)
     answer = QPSolver().solve(problem, loose_tol=1e-5)
     assert answer.backend == "ipm-structured"
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_structured_gram_of_a_masked_bfgs_is_exact(monkeypatch, sparse):
+    """With simple bounds the operators are ``P_F H P_F``: the structured form of its Gram
+    matrix and its ``H Rᵀ`` operator equal the dense ones (they were dense before)."""
+    monkeypatch.setattr(structured_mod, "MIN_SIZE", 10)
+    rng = np.random.default_rng(7)
+    R = torch.as_tensor(_attack_like_rows(120, 2, rng))
+    n = R.shape[1]
+    H = _bfgs(n, 5, rng)
+    free = torch.as_tensor(rng.random(n) < 0.7)
+    op = masked(H.apply, free)
+    out = structured_gram_of(R.to_sparse() if sparse else R, op)
+    assert out is not None
+    P, HRt = out
+    eye = torch.eye(n, dtype=F64)
+    PHP = torch.stack([op(eye[:, i]) for i in range(n)], dim=1)
+    dense = (R @ PHP @ R.T).numpy()
+    np.testing.assert_allclose(P.dense(), 0.5 * (dense + dense.T), atol=1e-9)
+    y = torch.as_tensor(rng.standard_normal(R.shape[0]))
+    torch.testing.assert_close(HRt @ y, op(R.T @ y), atol=1e-10, rtol=0)
+    # an operator without a low-rank form stays on the dense path
+    assert structured_gram_of(R, masked(lambda v: 2.0 * v, free)) is None
