@@ -23,16 +23,15 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-#: Working sets at least this large take the structured path when it is available. Below it
-#: the dense path is affordable and was the better one on the suite: with the structured path
-#: from 1000 rows, svm-1000 (working sets of 1000–1300 rows) took 86 iterations and ended with
-#: code 6 instead of certifying in 65 (the structured finish lands on a vertex of a degenerate
-#: QP's solution set where PIQP's answer is interior, and the BFGS pairs differ). From 1500 rows
-#: the CNN attack with its box as rows (working sets of 1700–2200 rows in its first iterations,
-#: each a 0.5–2.6 s dense PIQP solve, on the CPU and on an H100's host alike) takes 3.8 s
-#: instead of 8.3 s CPU and ends lower (f 0.1101 against 0.1221 at its 100-iteration limit);
-#: svm-1000 is unchanged.
-MIN_SIZE = 1500
+#: Working sets at least this large take the structured path when it is available. Session 5
+#: set 1500: with 1000, svm-1000 (working sets of 1000–1300 rows) took 86 iterations and ended
+#: with code 6 instead of certifying in 65 (the structured finish landed on a vertex of a
+#: degenerate QP's solution set where PIQP's answer is interior). Session 12, with the IPM's
+#: stop judged by the check and an SPD sparse LU: svm-1000 certifies in 80 iterations (78 with
+#: 1500; 9.5 s against 7.8 s), while the CNN attack with the box as bounds, whose QPs of
+#: 1000–1500 rows were dense (0.5 s each), takes 11.9 s instead of 62.8 s to iteration 150, and
+#: with the box as rows 15.4 s instead of 20.6 s (500 against 1000).
+MIN_SIZE = 500
 #: A Jacobian column with more than this fraction of nonzero rows counts as dense.
 DENSE_COLUMN = 0.02
 #: A Jacobian row with more than this fraction of nonzero columns (outside the dense columns)
