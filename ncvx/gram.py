@@ -18,6 +18,7 @@ import torch
 from .bounds import Masked
 from .hessian import LBFGS, DenseBFGS
 from .hessian.conditioning import ConditionCap
+from .sparse_coo import trusted_coo
 
 if TYPE_CHECKING:
     from .qp.structured import RowsOperator, StructuredGram
@@ -60,10 +61,8 @@ def low_rank_of(
         return apply_H.low_rank()
     owner = getattr(apply_H, "__self__", None)
     func = getattr(apply_H, "__func__", None)
-    if isinstance(owner, DenseBFGS) and func is DenseBFGS.apply:
-        return owner.low_rank()
-    if isinstance(owner, LBFGS) and func is LBFGS.apply:
-        return owner.low_rank()
+    if isinstance(owner, (DenseBFGS, LBFGS)) and func is type(owner).apply:
+        return owner.spectral_low_rank()
     return None
 
 
@@ -120,9 +119,7 @@ def structured_gram_of(
     if rows.layout == torch.sparse_coo:
         coo = rows.coalesce()
         keep = free[coo.indices()[1]]
-        rows = torch.sparse_coo_tensor(
-            coo.indices()[:, keep], coo.values()[keep], coo.shape, check_invariants=False
-        ).coalesce()
+        rows = trusted_coo(coo.indices()[:, keep], coo.values()[keep], coo.shape)
     elif rows.layout == torch.strided:
         rows = torch.where(free, rows, 0.0)
     return structured_gram(rows, low_rank)

@@ -19,6 +19,7 @@ import math
 import torch
 
 from .base import BFGSStats, UpdateInfo
+from .conditioning import spectral_low_rank
 from .damping import damp_pair
 
 #: Columns of the low-rank factor kept (two per update); beyond that the tracking stops.
@@ -55,6 +56,7 @@ class DenseBFGS:
         self._blocks: list[tuple[float, float]] = []
         #: Counts the changes of ``H`` (for caches of quantities derived from it).
         self.version = 0
+        self._spectral: tuple[int, tuple[float, torch.Tensor, torch.Tensor] | None] | None = None
 
     def low_rank(self) -> tuple[float, torch.Tensor, torch.Tensor] | None:
         """``(β, W, M)`` with ``H = βI + W M Wᵀ`` (``W`` (n, p), ``M`` (p, p) block-diagonal,
@@ -70,6 +72,14 @@ class DenseBFGS:
             M[2 * j, 2 * j + 1] = M[2 * j + 1, 2 * j] = -rho
             M[2 * j + 1, 2 * j + 1] = coeff
         return self._base, W, M
+
+    def spectral_low_rank(self) -> tuple[float, torch.Tensor, torch.Tensor] | None:
+        """:meth:`low_rank` with orthonormal ``W`` and diagonal ``M``, the form the QPs use
+        (:func:`~ncvx.hessian.conditioning.spectral_low_rank`), computed once per version."""
+        if self._spectral is None or self._spectral[0] != self.version:
+            form = self.low_rank()
+            self._spectral = (self.version, None if form is None else spectral_low_rank(form))
+        return self._spectral[1]
 
     def apply(self, v: torch.Tensor) -> torch.Tensor:
         return self.H @ v

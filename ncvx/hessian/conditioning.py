@@ -32,6 +32,8 @@ LowRank = tuple[float, torch.Tensor, torch.Tensor]
 #: Eigenvalue offsets from the capped base below this fraction of the largest eigenvalue are
 #: dropped from the capped low-rank form (an error of at most that relative size).
 _NEGLIGIBLE = 1e-15
+#: Digits a compact form may lose on ``H``'s diagonal before the QPs get its spectral form.
+CANCELLATION = 1e5
 
 
 class _Versioned(Protocol):
@@ -43,6 +45,8 @@ class _Versioned(Protocol):
     def as_matrix(self) -> torch.Tensor: ...
 
     def low_rank(self) -> LowRank | None: ...
+
+    def spectral_low_rank(self) -> LowRank | None: ...
 
 
 def clip_spectrum(
@@ -63,6 +67,43 @@ def clip_spectrum(
         floor, ceil = hi / threshold, hi
     clipped = values.clamp(min=floor, max=ceil)
     return clipped, None if base is None else min(max(base, floor), ceil)
+
+
+def spectral_low_rank(form: LowRank) -> LowRank:
+    """``form = (β, W, M)`` (``H = βI + W M Wᵀ``) as the QPs should see it: the form itself
+    while it is sound, else ``(β, V, diag(λ))``, the same ``H`` with ``V`` ``(n, r)``
+    orthonormal (``W = QR``, ``R M Rᵀ = U Λ Uᵀ``, ``V = QU``), eigenvalue offsets below
+    :data:`_NEGLIGIBLE` times ``max(β, |λ|)`` dropped and eigenvalues ``β + λ`` below 0
+    clipped to 0. ``O(n p²)`` flops.
+
+    Not sound: (i) ``H`` has an eigenvalue ``≤ 0``. BFGS keeps ``H`` positive definite, but
+    with a condition number of 1e20 (no curvature along variables that enter linearly)
+    rounding leaves some slightly below 0; the QPs' Gram matrices were indefinite (-133
+    against 1.7e8 on the CNN attack with simple bounds) and their interior-point iterations
+    jammed. (ii) The form cancels: ``|W||M||W|ᵀ`` exceeds ``H`` on its diagonal by more than
+    :data:`CANCELLATION` (updates with a tiny ``sᵀy``: up to 5e6 on that attack, ``M``'s
+    eigenvalues at ``-1e6 … 3e21``), and the Gram matrices built on ``C W`` lose that many
+    digits. The spectral form has the size of ``H`` and a rank that counts only the
+    directions where ``H`` differs from ``βI`` (41 columns became 2 on that attack). The
+    compact form is kept otherwise, since every rounding change moves the chaotic
+    trajectories (the SVMs' damped-BFGS forms cancel up to 4e4 and stay).
+    """
+    beta, W, M = form
+    if W.shape[1] == 0:
+        return form
+    Q, R = torch.linalg.qr(W)  # (n, r), (r, p)
+    B = R @ M @ R.T
+    lam, U = torch.linalg.eigh(0.5 * (B + B.T))
+    indefinite = bool((beta + lam).min() <= 0.0)
+    if not indefinite:
+        size = beta + ((W @ M) * W).sum(dim=1)  # diag(H)
+        terms = beta + ((W.abs() @ M.abs()) * W.abs()).sum(dim=1)
+        if float((terms / size.clamp(min=torch.finfo(size.dtype).tiny)).max()) <= CANCELLATION:
+            return form
+    lam = lam.clamp(min=-beta)
+    top = max(abs(beta), float(lam.abs().max()))
+    keep = lam.abs() > _NEGLIGIBLE * top
+    return beta, Q @ U[:, keep], torch.diag(lam[keep])
 
 
 def capped_low_rank(form: LowRank, threshold: float, lower_max: bool) -> LowRank | None:
@@ -161,7 +202,7 @@ class ConditionCap:
             return self._form
         if self._dense is not None:
             return None
-        return self.hessian.low_rank()
+        return self.hessian.spectral_low_rank()
 
     def matrix(self) -> torch.Tensor:
         """The operator as a dense ``(n, n)`` matrix (for inspection and ``halt_log_fn``)."""

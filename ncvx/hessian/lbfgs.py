@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from .base import BFGSStats, UpdateInfo
+from .conditioning import spectral_low_rank
 from .damping import damp_pair
 
 
@@ -75,6 +76,7 @@ class LBFGS:
         self._compact: tuple[torch.Tensor, list[int]] | None = None  # (M by slot, its order)
         #: Counts the changes of ``H`` (for caches of quantities derived from it).
         self.version = 0
+        self._spectral: tuple[int, tuple[float, torch.Tensor, torch.Tensor] | None] | None = None
 
     @property
     def k(self) -> int:
@@ -170,6 +172,14 @@ class LBFGS:
             return self.gamma, empty, empty.new_zeros(0, 0)
         W, M = self.compact_form()
         return self.gamma, W, M
+
+    def spectral_low_rank(self) -> tuple[float, torch.Tensor, torch.Tensor] | None:
+        """:meth:`low_rank` with orthonormal ``W`` and diagonal ``M``, the form the QPs use
+        (:func:`~ncvx.hessian.conditioning.spectral_low_rank`), computed once per version."""
+        if self._spectral is None or self._spectral[0] != self.version:
+            form = self.low_rank()
+            self._spectral = (self.version, None if form is None else spectral_low_rank(form))
+        return self._spectral[1]
 
     def compact_form(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``W`` ``(n, 2k)`` and ``M`` ``(2k, 2k)`` with ``H = γI + W M Wᵀ`` (identity base).

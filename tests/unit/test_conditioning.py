@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 from ncvx import pygranso, pygransoStruct
 from ncvx.gram import dense_matrix, low_rank_of
 from ncvx.hessian import LBFGS, DenseBFGS
-from ncvx.hessian.conditioning import ConditionCap, capped_dense, capped_low_rank
+from ncvx.hessian.conditioning import (
+    ConditionCap,
+    capped_dense,
+    capped_low_rank,
+    spectral_low_rank,
+)
 
 F64 = torch.float64
 
@@ -275,3 +280,45 @@ def test_eigenvalues_raised_to_the_floor_leave_the_low_rank_part() -> None:
     assert math.isclose(beta, floor, rel_tol=1e-9)  # β itself was below the floor
     assert V.shape[1] < form[1].shape[1]  # the raised eigenvalues add nothing to β'I
     assert bool((D.diagonal() > 0).all())
+
+
+def test_spectral_low_rank_replaces_a_cancelling_form() -> None:
+    """Two nearly equal columns with weights ±1e14 represent ``βI + L δδᵀ`` of size ~1: the
+    QPs get the same ``H`` with orthonormal columns and the size of ``H``."""
+    n = 20
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(n, generator=g, dtype=F64)
+    W = torch.stack([u, u + 1e-7 * torch.randn(n, generator=g, dtype=F64)], dim=1)
+    d = W[:, 1] - W[:, 0]  # exact (Sterbenz)
+    L = 1e14
+    M = L * torch.tensor([[1.0, -1.0], [-1.0, 1.0]], dtype=F64)
+    beta, V, Lam = spectral_low_rank((0.5, W, M))
+    H = 0.5 * torch.eye(n, dtype=F64) + L * torch.outer(d, d)
+    assert beta == 0.5 and V.shape[1] <= 2
+    assert torch.allclose(V.T @ V, torch.eye(V.shape[1], dtype=F64), atol=1e-12)
+    spectral = beta * torch.eye(n, dtype=F64) + V @ Lam @ V.T
+    assert float((spectral - H).norm() / H.norm()) < 1e-4  # the form's own rounding: 1e14·ε·|u|²
+    assert float(((V.abs() @ Lam.abs() @ V.abs().T).diagonal() / H.diagonal()).max()) < 1.0 + 1e-9
+
+
+def test_spectral_low_rank_clips_a_rounding_negative_eigenvalue() -> None:
+    """``H = I - (1 + 1e-13) e₁e₁ᵀ`` (an eigenvalue of -1e-13: rounding) becomes positive
+    semidefinite, as the QPs' Gram matrices must be; a sound form is handed on unchanged."""
+    n = 5
+    W = torch.eye(n, dtype=F64)[:, :1]
+    beta, V, Lam = spectral_low_rank((1.0, W, torch.tensor([[-1.0 - 1e-13]], dtype=F64)))
+    H = beta * torch.eye(n, dtype=F64) + V @ Lam @ V.T
+    assert float(torch.linalg.eigvalsh(H).min()) >= 0.0
+    sound = (1.0, W, torch.tensor([[3.0]], dtype=F64))
+    assert spectral_low_rank(sound) is sound
+
+
+@pytest.mark.parametrize("kind", ["dense", "lbfgs"])
+def test_the_hessians_hand_the_qps_their_spectral_form_once_per_version(kind: str) -> None:
+    h = _trained(kind, n=30, updates=6)
+    form = h.spectral_low_rank()
+    assert form is h.spectral_low_rank()
+    assert low_rank_of(h.apply) is form
+    s = torch.randn(30, dtype=F64)
+    h.update(s, 2.0 * s)
+    assert h.spectral_low_rank() is not form
