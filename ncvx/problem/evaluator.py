@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from ..errors import ProblemError
+from ..sparse_coo import trusted_coo
 from .binding import Binding
 from .sparsity import MIN_GAIN, ColumnColouring, colour_columns
 
@@ -114,12 +115,9 @@ class Evaluation:
                 rows, cols = self._pattern
                 values = C[rows, cols]
                 keep = values != 0  # exactly the entries to_sparse would keep
-                self._C_sparse = torch.sparse_coo_tensor(
-                    torch.stack([rows[keep], cols[keep]]),
-                    values[keep],
-                    C.shape,
-                    check_invariants=False,  # in range by construction
-                ).coalesce()
+                self._C_sparse = trusted_coo(
+                    torch.stack([rows[keep], cols[keep]]), values[keep], C.shape
+                )
         return self._C_sparse
 
     def ensure_gradients(self) -> None:
