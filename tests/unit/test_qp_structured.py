@@ -432,7 +432,7 @@ def test_deflation_keeps_cg_short_on_a_recorded_cnn_bounds_qp(monkeypatch, defla
     pixel's two L∞ rows give ``S`` a singular block ``γ[[1, -1], [-1, 1]]`` whose null vector
     the slack's column spans. Late in the iteration Woodbury's preconditioned operator had
     eigenvalues at -1e-4 … -1e-8 and CG ran to its cap on most systems; the deflated form
-    needs far fewer preconditioner applications (622 against 1555 here)."""
+    needs far fewer preconditioner applications (672 against 1555 here)."""
     problem = _load_structured("cnn_bounds_steering_qp.npz")
     if not deflation:
         monkeypatch.setattr(ipm_mod, "SWITCH_AFTER", 10**9)
