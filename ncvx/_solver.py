@@ -321,7 +321,7 @@ class BFGSSQP:
                         raise _Stop(Status.NO_DESCENT)
                     continue
             guess = (
-                min(settings.init_step, 2.0 * self._last_alpha)
+                min(settings.init_step, self._last_alpha)
                 if o.linesearch_warm_step and self._first_level(ladder) and self._last_alpha > 0
                 else None
             )

@@ -65,7 +65,7 @@ def weak_wolfe(
     ``evaluate(x)`` returns a :class:`PenaltyPoint` at ``x`` with the current ``μ`` whose
     gradient is computed lazily.
 
-    ``guess`` (twice the previous iteration's step, say) is where the steps ``t0, t0/2, t0/4,
+    ``guess`` (the previous iteration's step, say) is where the steps ``t0, t0/2, t0/4,
     ...`` (``t0`` the initial step) are expected to reach sufficient decrease. Rounded up to that
     grid, it is tried right after ``t0`` fails (``guess_first``: instead of ``t0``), and from
     there the grid steps above it upwards while they have sufficient decrease (values only), the
@@ -78,7 +78,10 @@ def weak_wolfe(
     next to the grid step where the quadratic through ``φ(0)``, the slope ``φ'(0; d)`` and that
     value stops decreasing sufficiently (then upwards from there as from a guess; after ``t0``
     this replaces ``guess``); while searching upwards from a step with sufficient decrease, jump
-    to the step that quadratic predicts. The same accepted step wherever the guess gives it.
+    to the step that quadratic predicts. The same accepted step wherever the guess gives it,
+    except that a step with sufficient decrease whose quadratic predicts none at the next grid
+    step up is accepted without trying that step when it passes the curvature test (a
+    weak-Wolfe step either way; the plain search's step wherever the model is right).
     """
     if settings.backtracking:
         return _backtracking(evaluate, start, d, settings)
@@ -180,6 +183,13 @@ def _predicted_level(t: float, rise: float, s0: float, c1: float) -> int | None:
     return math.floor(math.log2(boundary / t)) if boundary > 0.0 else None
 
 
+def _model_stops_here(t: float, rise: float, s0: float, c1: float) -> bool:
+    """Whether the quadratic of :func:`_predicted_level` through a step ``t`` *with* sufficient
+    decrease predicts that ``2t`` has none."""
+    k = _predicted_level(t, rise, s0, c1)
+    return k is not None and k <= 0
+
+
 def _predicted_step(
     t: float, rise: float, s0: float, c1: float, floor_t: float
 ) -> float | None:
@@ -258,6 +268,12 @@ def _probe_upwards(
             if good is not None:
                 good.ev.drop_graph()
             lo, good = level, trial
+            if predict and level < hi - 1 and _model_stops_here(t, trial.phi - phi0, s0, c1):
+                # the next grid step would fail by the model: where this one is a weak-Wolfe
+                # step, it is the search's answer without spending an evaluation on the next
+                slope = float(trial.grad_phi @ d)
+                if not (math.isnan(slope) or slope <= c2 * s0):
+                    return _Probe(n_evals, t, math.inf, trial, t, trial)
         if hi - lo <= 1:
             break
         if hi > top_level:  # no failure above yet: gallop upwards
