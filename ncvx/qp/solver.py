@@ -642,7 +642,12 @@ class QPSolver:
         )
         with _blas_threads_for(dense.k):
             return self._solve(
-                dense, x0, record if record.x is not None else None, start, loose=loose
+                dense,
+                x0,
+                record if record.x is not None else None,
+                start,
+                loose=loose,
+                settle=loose > self.loose_tol,
             )
 
     def _solve(
@@ -653,6 +658,7 @@ class QPSolver:
         start: float,
         key: str | None = None,
         loose: float | None = None,
+        settle: bool = False,
     ) -> QPSolution:
         loose = self.loose_tol if loose is None else loose
         self.requests += 1
@@ -672,7 +678,7 @@ class QPSolver:
             scaled = _scaled(problem) if scaled is None else scaled
             plan = self._plan(problem.k)
             lead, reached = (None, True) if key is None else self._lead.get(key, (None, True))
-            settle = not reached
+            settle = settle or not reached
             if lead is not None and lead in plan and lead != plan[0]:
                 plan.remove(lead)
                 plan.insert(0, lead)

@@ -464,3 +464,18 @@ def test_a_jammed_predictor_corrector_takes_a_centering_step(monkeypatch):
     monkeypatch.setattr(ipm_mod, "SHORT_STEP", 0.0)
     jammed = solve_structured(problem, x0, accept=1e-5)
     assert kkt_residuals(problem, jammed)["kkt"] > 1e-5
+
+
+def test_a_termination_qp_the_interior_point_cannot_resolve_settles_in_the_dense_ladder():
+    """The CNN attack's last termination QP from the suite's start (1566 rows, one objective
+    sample pinned by the row, Gram diagonal 5e9 … 7.5e15, optimal value -1e-3): the interior
+    point stops at 5.5e-5 and the dense ladder answers. At the termination QPs' loose tolerance
+    (1e-5) it takes the first answer within it: one proximal step of the regularized active-set
+    rung instead of three, each polished (4.8 s → 1.2 s here)."""
+    problem = _load_structured("cnn_bounds_final_termination_qp.npz")
+    solver = QPSolver()
+    answer = solver.solve(problem, loose_tol=1e-5)
+    assert answer.kkt <= 1e-5
+    assert kkt_residuals(problem, answer.x)["kkt"] <= 1e-5
+    assert solver.last_attempts[0].startswith("ipm-structured")
+    assert answer.attempts <= 3  # the interior point, PIQP's refusal, one DAQP call
