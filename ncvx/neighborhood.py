@@ -28,7 +28,10 @@ class SampleSet:
     ``0..span-1`` of ``buffer`` are filled. ``free`` ``(n,)`` (optional) masks the variables
     held at a bound: their entries read as 0. The stationarity lower bound needs only the inner
     products ``G v`` and the rows' norms, which :meth:`inner` and :meth:`row_norms` compute on
-    the buffer in place; :meth:`gather` copies the samples out (once) for the QP.
+    the buffer in place; :meth:`gather` copies the samples out (once) for the QP, and
+    :meth:`split` only their rows that differ between samples. ``shared`` ``(1 + m,)``
+    (optional) marks rows known to be identical in every sample (linear constraints, a box
+    written as constraints): they are read once, from the newest sample.
     """
 
     def __init__(
@@ -39,6 +42,7 @@ class SampleSet:
         *,
         free: torch.Tensor | None = None,
         norms: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        shared: Callable[[], torch.Tensor] | None = None,
     ) -> None:
         self.buffer = buffer
         self.slots = slots
@@ -46,6 +50,9 @@ class SampleSet:
         self.free = free
         self._norms = norms
         self._gathered: torch.Tensor | None = None
+        self._shared = shared
+        self._varying_known = False
+        self._varying_rows: torch.Tensor | None = None
 
     @classmethod
     def of(cls, samples: torch.Tensor) -> SampleSet:
@@ -76,12 +83,43 @@ class SampleSet:
             self._gathered = out
         return self._gathered
 
+    @property
+    def _varying(self) -> torch.Tensor | None:
+        """Indices of the rows not known to be shared (``None``: no row is, or one sample)."""
+        if not self._varying_known:
+            self._varying_known = True
+            if self._shared is not None and len(self) > 1:
+                shared = self._shared()
+                if bool(shared.any()):
+                    self._varying_rows = torch.nonzero(~shared).reshape(-1)
+        return self._varying_rows
+
+    def split(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The samples without copying their shared rows: the newest sample ``(1 + m, n)``,
+        the indices ``(r,)`` of the rows not known to be shared, and those rows of every
+        sample ``(l, r, n)`` (masked, newest first)."""
+        varying = self._varying
+        if varying is None:
+            samples = self.gather()
+            return samples[0], torch.arange(self.rows, device=samples.device), samples
+        newest = self._masked(self.buffer[int(self.slots[0])])
+        rows = self._masked(self.buffer[self.slots[:, None], varying[None, :]])
+        return newest, varying, rows
+
+    def _masked(self, t: torch.Tensor) -> torch.Tensor:
+        return t if self.free is None else torch.where(self.free, t, 0.0)
+
     def inner(self, v: torch.Tensor) -> torch.Tensor:
         """``g_rᵀ v`` for every row of every sample: ``(l, 1 + m)``; ``v`` ``(n,)``."""
         if self.free is not None:
             v = torch.where(self.free, v, 0.0)
         if self._gathered is not None:
             return self._gathered @ v
+        varying = self._varying
+        if varying is not None:  # shared rows once, from the newest sample
+            out = (self.buffer[int(self.slots[0])] @ v).expand(len(self), -1).clone()
+            out[:, varying] = self.buffer[self.slots[:, None], varying[None, :]] @ v
+            return out
         if 2 * len(self) >= self.span:  # most filled slots are near: one pass, no copy
             return (self.buffer[: self.span] @ v)[self.slots]
         return self.buffer[self.slots] @ v
@@ -115,6 +153,10 @@ class NeighborhoodCache:
         self._norm_known: list[bool] = []
         self._lower: torch.Tensor | None = None  # (capacity,): distance bounds to _anchor
         self._anchor: torch.Tensor | None = None  # (n,): the last query point
+        # (1 + m,): rows that were identical in every sample pushed so far (stays valid for the
+        # samples still stored when older ones are overwritten)
+        self._shared: torch.Tensor | None = None
+        self._pending: list[int] = []  # slots pushed since _shared was last brought up to date
         self._count = 0
         self._next = 0
 
@@ -134,6 +176,7 @@ class NeighborhoodCache:
                     raise ValueError(
                         f"gradient set has {rows} rows, expected {self._grads.shape[1]}"
                     )
+                self._pending.append(self._next)
                 self._x[self._next] = x  # type: ignore[index]
                 self._norm_known[self._next] = False
                 if self._lower is not None:
@@ -163,6 +206,7 @@ class NeighborhoodCache:
             self._norms = grads.new_empty((self.capacity, grads.shape[0]))
             self._norm_known = [False] * self.capacity
         assert self._grads is not None
+        self._pending.append(self._next)
         self._norm_known[self._next] = False
         if self._lower is not None:
             self._lower[self._next] = 0.0
@@ -170,6 +214,25 @@ class NeighborhoodCache:
         self._grads[self._next] = grads
         self._next = (self._next + 1) % self.capacity
         self._count = min(self._count + 1, self.capacity)
+
+    def _shared_rows(self) -> torch.Tensor:
+        """The rows ``(1 + m,)`` identical in every stored sample, found lazily: the samples
+        pushed since the last call (and one older one) are compared with the newest, on the
+        rows still shared (once a row differs it stays unshared)."""
+        assert self._grads is not None
+        rows = self._grads.shape[1]
+        if self._shared is None:
+            self._shared = torch.ones(rows, dtype=torch.bool, device=self._grads.device)
+        newest = (self._next - 1) % self.capacity
+        pending = {slot for slot in self._pending if slot != newest}
+        older = [slot for slot in range(self._count) if slot not in pending and slot != newest]
+        self._pending = []
+        ref = self._grads[newest]
+        for slot in sorted(pending) + older[:1]:
+            if not bool(self._shared.any()):
+                break
+            self._shared &= (self._grads[slot] == ref).all(dim=1)
+        return self._shared
 
     def neighbours(self, x: torch.Tensor) -> torch.Tensor:
         """Gradient sets of the cached samples within ``radius`` of ``x``: ``(l, 1+m, n)``.
@@ -187,6 +250,7 @@ class NeighborhoodCache:
             self._count,
             free=free,
             norms=self._row_norms,
+            shared=self._shared_rows,
         )
 
     def _row_norms(self, slots: torch.Tensor) -> torch.Tensor:
@@ -257,6 +321,8 @@ class NeighborhoodCache:
         return lower
 
     def clear(self) -> None:
+        self._shared = None
+        self._pending = []
         self._count = 0
         self._next = 0
         self._anchor = None

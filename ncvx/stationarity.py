@@ -148,7 +148,7 @@ def stationarity(
             value = max(bound, 0.0) if one is None else min(max(bound, 0.0), one.value)
             steering = None if one is None else one.multipliers
             return StationarityResult(value, l, 3, None, None, steering, _d_of(one))
-    cols = _reduced_columns(point, samples.gather())
+    cols = _reduced_columns(point, samples)
     for form, op in ((1, apply_H), (2, None)):
         try:
             solved = _solve_screened(cols, op, qp, TERMINATION_LOOSE_TOL)
@@ -199,38 +199,49 @@ class _Columns:
 _SCREEN_BELOW = -1e-3
 
 
-def _reduced_columns(point: PenaltyPoint, samples: torch.Tensor) -> _Columns:
+def _reduced_columns(point: PenaltyPoint, samples: SampleSet) -> _Columns:
     """Columns ``[J_e | ∇f | J_i]`` of all samples, with rows equal to sample 0's merged.
 
     Every sample of constraint ``j`` carries the same linear term ``-c_j`` and the same box, so
     ``t`` identical columns act only through the sum of their weights: one column with the box
     scaled by ``t`` is exactly equivalent. Linear constraints (identical gradients at every
     sample) thus cost one column instead of ``l``. Objective columns share the equality
-    ``Σ y_f = mu``, so merged ones keep the bound ``mu``.
+    ``Σ y_f = mu``, so merged ones keep the bound ``mu``. Rows the sample set knows to be shared
+    by every sample (:meth:`SampleSet.split`) are neither copied nor compared.
     """
     ev = point.ev
     m_i = ev.ci.numel()
     c_e = ev.ce.detach().cpu().double().numpy().reshape(-1)
     c_i = ev.ci.detach().cpu().double().numpy().reshape(-1)
     mu = point.mu
+    newest, varying, rows = samples.split()  # (1+m, n), (r,), (l, r, n)
+    l = rows.shape[0]
+    varying_np = varying.cpu().numpy()
+    position = np.full(newest.shape[0], -1)  # row -> its index in ``rows`` (-1: shared)
+    position[varying_np] = np.arange(varying_np.size)
+    # (l, r): row equal to sample 0's, for the rows that may differ
+    same_varying = (rows == rows[:1]).all(dim=2).cpu().numpy()
     blocks: list[torch.Tensor] = []
     b: list[np.ndarray] = []
     lb: list[np.ndarray] = []
     ub: list[np.ndarray] = []
     kinds: list[np.ndarray] = []  # 0 equality, 1 objective, 2 inequality
 
-    def add(rows: torch.Tensor, values: np.ndarray, kind: int) -> None:
-        """``rows`` (l, m, n) of constraints with values ``values`` (m,)."""
-        m = rows.shape[1]
+    def add(start: int, values: np.ndarray, kind: int) -> None:
+        """Rows ``start .. start + m`` of the samples, constraints with values ``values`` (m,)."""
+        m = values.shape[0]
         if m == 0:
             return
-        same = (rows == rows[:1]).all(dim=2).cpu().numpy()  # (l, m): equal to sample 0's row
+        same = np.ones((l, m), dtype=bool)
+        local = position[start : start + m]
+        tracked = local >= 0
+        same[:, tracked] = same_varying[:, local[tracked]]
         count = same.sum(axis=0)  # >= 1: sample 0 equals itself
         other = ~same
         other[0] = False
         s_idx, j_idx = np.nonzero(other)
-        blocks.append(rows[0])
-        blocks.append(rows[torch.as_tensor(s_idx), torch.as_tensor(j_idx)])
+        blocks.append(newest[start : start + m])
+        blocks.append(rows[torch.as_tensor(s_idx), torch.as_tensor(local[j_idx])])
         j_all = np.concatenate([np.arange(m), j_idx])
         mult = np.concatenate([count, np.ones(len(j_idx))]).astype(float)
         b.append(-values[j_all])
@@ -245,9 +256,9 @@ def _reduced_columns(point: PenaltyPoint, samples: torch.Tensor) -> _Columns:
             ub.append(mult)
         kinds.append(np.full(len(j_all), kind))
 
-    add(samples[:, 1 + m_i :, :], c_e, 0)
-    add(samples[:, :1, :], np.array([float(ev.f)]), 1)
-    add(samples[:, 1 : 1 + m_i, :], c_i, 2)
+    add(1 + m_i, c_e, 0)
+    add(0, np.array([float(ev.f)]), 1)
+    add(1, c_i, 2)
     kind = np.concatenate(kinds)
     b_all = np.concatenate(b)
     return _Columns(

@@ -222,6 +222,81 @@ def test_sample_set_answers_without_gathering():
             assert bool((full[:, :, ~mask] == 0).all())
 
 
+@given(
+    seed=st.integers(0, 10_000),
+    capacity=st.integers(1, 6),
+    pushes=st.integers(1, 12),
+    blocks=st.booleans(),
+    masked=st.booleans(),
+)
+def test_shared_rows_are_those_equal_in_every_stored_sample(seed, capacity, pushes, blocks, masked):
+    """Rows 0 and 3 change at every push, row 2 once (at push 4), rows 1 and 4 never (a linear
+    constraint): the rows found shared are equal in every stored sample (those that never
+    changed always are), whenever they are asked for, and the inner products and the split
+    samples read through them equal the gathered samples'."""
+    g = torch.Generator().manual_seed(seed)
+    cache = NeighborhoodCache(capacity=capacity, radius=10.0)
+    constant = torch.randn(2, 4, generator=g, dtype=F64)
+    once = torch.randn(2, 4, generator=g, dtype=F64)
+    free = torch.tensor([True, False, True, True]) if masked else None
+    x = torch.zeros(4, dtype=F64)
+    for k in range(pushes):
+        x = x + 0.01 * torch.randn(4, generator=g, dtype=F64)
+        grads = torch.randn(5, 4, generator=g, dtype=F64)
+        grads[1], grads[4] = constant
+        grads[2] = once[0] if k < 4 else once[1]
+        cache.push(x, [grads[:2], grads[2:]] if blocks else grads)
+        if k % 3 == seed % 3 or k == pushes - 1:  # asked for at irregular times
+            samples = cache.near(x, free=free)
+            full = samples.gather()
+            equal = (full == full[:1]).all(dim=2).all(dim=0)
+            shared = cache._shared_rows()
+            assert not bool((shared & ~equal).any())  # never a row that differs
+            assert bool(shared[1]) and bool(shared[4])
+            assert not bool(shared[0]) or len(cache) == 1
+            if k < 4:  # row 2 has not changed yet
+                assert bool(shared[2])
+            v = torch.randn(4, generator=g, dtype=F64)
+            fresh = cache.near(x, free=free)
+            torch.testing.assert_close(fresh.inner(v), full @ v, rtol=1e-14, atol=1e-14)
+            newest, varying, rows = cache.near(x, free=free).split()
+            torch.testing.assert_close(newest, full[0], rtol=0, atol=0)
+            torch.testing.assert_close(rows, full[:, varying], rtol=0, atol=0)
+
+
+def test_reduced_columns_read_through_shared_rows_are_unchanged():
+    """The termination QP's columns from the split samples equal those from the gathered
+    samples (where every row is compared), for a problem with linear and nonlinear rows."""
+    from ncvx.neighborhood import SampleSet
+    from ncvx.penalty import PenaltyPoint
+    from ncvx.problem.evaluator import Evaluation
+    from ncvx.stationarity import _reduced_columns
+
+    g = torch.Generator().manual_seed(5)
+    cache = NeighborhoodCache(capacity=5, radius=10.0)
+    linear = torch.randn(3, 6, generator=g, dtype=F64)
+    x = torch.zeros(6, dtype=F64)
+    for _ in range(7):
+        x = x + 0.01 * torch.randn(6, generator=g, dtype=F64)
+        grads = torch.randn(6, 6, generator=g, dtype=F64)  # [f; 3 inequalities; 2 equalities]
+        grads[[1, 3, 5]] = linear
+        cache.push(x, grads)
+    ev = Evaluation(
+        x=x,
+        f=torch.tensor(1.5, dtype=F64),
+        ci=torch.tensor([0.2, -0.1, 0.0], dtype=F64),
+        ce=torch.tensor([0.01, -0.02], dtype=F64),
+    )
+    point = PenaltyPoint.create(ev, 0.5, 1e-6, 1e-6)
+    lazy = cache.near(x)
+    via_split = _reduced_columns(point, lazy)
+    plain = _reduced_columns(point, SampleSet.of(lazy.gather()))
+    assert via_split.Gt.shape[0] == plain.Gt.shape[0] == 5 * 3 + 3  # 3 linear rows merged
+    torch.testing.assert_close(via_split.Gt, plain.Gt, rtol=0, atol=0)
+    for name in ("b", "lb", "ub", "is_f", "screenable"):
+        assert (getattr(via_split, name) == getattr(plain, name)).all(), name
+
+
 @pytest.mark.cuda
 def test_pruned_neighbours_and_lazy_samples_on_cuda():
     """The same near sets, inner products and row norms on a CUDA device as on the CPU."""
