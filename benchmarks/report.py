@@ -263,7 +263,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.profile:
         solvers = _solvers(summary)
-        problems = _problems(summary)
+        # a problem only one solver ran (an ncvx-only case) compares nothing
+        problems = [
+            p for p in _problems(summary) if sum((p, s) in summary for s in solvers) >= 2
+        ]
         # panel 1: the solvers that ran every problem; panel 2 (if any): the problems on which
         # the smooth-only peers ran, with every solver that ran all of those
         full = [s for s in solvers if all((p, s) in summary for p in problems)]

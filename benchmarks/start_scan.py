@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         wall = time.perf_counter() - start
         print(
             f"{seed:>4} {soln.termination_code:>4} {soln.iters:>5} {soln.fn_evals:>5} {wall:>8.2f}  "
-            f"{float(soln.final.f):<18.10g} {float(soln.final.tv):.2g}",
+            f"{float(soln.final.f):<18.10g} {float(getattr(soln.final, 'tv', 0.0)):.2g}",
             flush=True,
         )
 
