@@ -11,7 +11,8 @@ split is measured from outside the solvers, by wrapping their functions at run t
 
 * ``fn_ad_s``: the solver's evaluation routine (user function + autodiff + packing); inside it
   ``user_fn_s`` is the user's ``combined_fn`` alone, so ``autodiff_s = fn_ad_s − user_fn_s``;
-* ``qp_s``: the QP solver calls (ncvx ``QPSolver.solve``/``solve_many``; PyGRANSO ``solveQP``);
+* ``qp_s``: the QP solver calls (ncvx ``QPSolver.solve``/``solve_many`` and
+  ``SimplexWarmStart.solve``; PyGRANSO ``solveQP``);
 * ``linalg_s``: applying and updating the inverse Hessian ((L-)BFGS ``apply``/``update``);
 * ``other_s``: the rest of the solve's wall time (line search logic, Gram matrices, tracking,
   printing, Python overhead).
@@ -130,6 +131,12 @@ def _ncvx(clock: Clock, src: str | None = None) -> tuple[Callable[..., Any], typ
     clock.patch(Evaluator, "_gradients", "fn")
     clock.patch(QPSolver, "solve", "qp")
     clock.patch(QPSolver, "solve_many", "qp")
+    try:  # termination QPs of unconstrained problems (Wolfe's algorithm), from session 14
+        from ncvx.stationarity import SimplexWarmStart
+
+        clock.patch(SimplexWarmStart, "solve", "qp")
+    except ImportError:  # an older ncvx measured with --ncvx-commit
+        pass
     for cls in (DenseBFGS, LBFGS):
         clock.patch(cls, "apply", "linalg")
         clock.patch(cls, "update", "linalg")

@@ -31,7 +31,7 @@ from .penalty import PenaltyPoint
 from .problem.evaluator import Evaluation, Evaluator, UserFunctionError, nonfinite_report
 from .qp import QPSolver
 from .result import Result, Status
-from .stationarity import StationarityResult, smooth_shortcut, stationarity
+from .stationarity import SimplexWarmStart, StationarityResult, smooth_shortcut, stationarity
 from .steering import SteeringSettings
 from .tracking import BestTracker, to_iterate
 
@@ -239,6 +239,7 @@ class BFGSSQP:
         self._lingering = 0  # iterations in a row just outside the violation tolerance
         self._linger_from = math.inf
         self._last_combination: torch.Tensor | None = None  # the last QP's G y (for the bound)
+        self._simplex_warm = SimplexWarmStart()  # termination QPs of unconstrained problems
         status: Status = Status.MAXIT
         error: BaseException | None = None
         try:
@@ -628,6 +629,7 @@ class BFGSSQP:
                 hint=self._last_combination,
                 share=free is None and self.constrained,
                 decide_below=self.opts.opt_tol if point.feasible else None,
+                warm=self._simplex_warm,
             )
             if res.combination is not None:
                 self._last_combination = res.combination

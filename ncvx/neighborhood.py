@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,12 @@ class SampleSet:
         free: torch.Tensor | None = None,
         norms: Callable[[torch.Tensor], torch.Tensor] | None = None,
         shared: Callable[[], torch.Tensor] | None = None,
+        stamps: np.ndarray | None = None,
     ) -> None:
         self.buffer = buffer
+        #: (l,) a number that identifies each sample for as long as it is stored (its push
+        #: count), for warm starts across iterations; ``None`` when unknown
+        self.stamps = stamps
         self.slots = slots
         self.span = span
         self.free = free
@@ -157,6 +162,8 @@ class NeighborhoodCache:
         # samples still stored when older ones are overwritten)
         self._shared: torch.Tensor | None = None
         self._pending: list[int] = []  # slots pushed since _shared was last brought up to date
+        self._stamps: np.ndarray = np.zeros(0, dtype=np.int64)  # (capacity,): push counts
+        self._pushes = 0
         self._count = 0
         self._next = 0
 
@@ -177,6 +184,7 @@ class NeighborhoodCache:
                         f"gradient set has {rows} rows, expected {self._grads.shape[1]}"
                     )
                 self._pending.append(self._next)
+                self._stamp(self._next)
                 self._x[self._next] = x  # type: ignore[index]
                 self._norm_known[self._next] = False
                 if self._lower is not None:
@@ -207,6 +215,7 @@ class NeighborhoodCache:
             self._norm_known = [False] * self.capacity
         assert self._grads is not None
         self._pending.append(self._next)
+        self._stamp(self._next)
         self._norm_known[self._next] = False
         if self._lower is not None:
             self._lower[self._next] = 0.0
@@ -214,6 +223,12 @@ class NeighborhoodCache:
         self._grads[self._next] = grads
         self._next = (self._next + 1) % self.capacity
         self._count = min(self._count + 1, self.capacity)
+
+    def _stamp(self, slot: int) -> None:
+        if self._stamps.shape[0] != self.capacity:
+            self._stamps = np.zeros(self.capacity, dtype=np.int64)
+        self._pushes += 1
+        self._stamps[slot] = self._pushes
 
     def _shared_rows(self) -> torch.Tensor:
         """The rows ``(1 + m,)`` identical in every stored sample, found lazily: the samples
@@ -244,13 +259,15 @@ class NeighborhoodCache:
     def near(self, x: torch.Tensor, free: torch.Tensor | None = None) -> SampleSet:
         """The cached samples within ``radius`` of ``x``, not yet gathered (newest first);
         ``free`` ``(n,)``: the mask of the variables not held at a bound."""
+        slots = self._near_slots(x)
         return SampleSet(
             self._grads,  # type: ignore[arg-type]
-            self._near_slots(x),
+            slots,
             self._count,
             free=free,
             norms=self._row_norms,
             shared=self._shared_rows,
+            stamps=self._stamps[slots.cpu().numpy()],
         )
 
     def _row_norms(self, slots: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,8 @@ from .errors import QPBackendError
 from .gram import h_rows_gram, structured_gram_of
 from .neighborhood import SampleSet
 from .penalty import PenaltyPoint
-from .qp import QPSolver
+from .qp import QPProblem, QPSolver, kkt_residuals
+from .qp.simplex import min_norm_simplex
 from .steering import make_qp, steering_qp_at_mu
 
 
@@ -92,6 +93,7 @@ def stationarity(
     hint: torch.Tensor | None = None,
     share: bool = False,
     decide_below: float | None = None,
+    warm: SimplexWarmStart | None = None,
 ) -> StationarityResult:
     """Stationarity measure at ``point`` from gradient samples ``(l, 1 + m_i + m_e, n)``.
 
@@ -111,6 +113,8 @@ def stationarity(
     ``decide_below``: the value that would stop the run (``opt_tol`` at a feasible point). The
     termination QP is accepted within :data:`TERMINATION_LOOSE_TOL`; an answer that is not
     within the solver's own ``loose_tol`` and would certify is solved again at that accuracy.
+    ``warm``: the caller's :class:`SimplexWarmStart` (an unconstrained problem's QPs are then
+    solved by Wolfe's algorithm from the previous answer's support, when the check accepts it).
     """
     if isinstance(samples, torch.Tensor):
         samples = SampleSet.of(samples)
@@ -151,7 +155,7 @@ def stationarity(
     cols = _reduced_columns(point, samples)
     for form, op in ((1, apply_H), (2, None)):
         try:
-            solved = _solve_screened(cols, op, qp, TERMINATION_LOOSE_TOL)
+            solved = _solve_screened(cols, op, qp, TERMINATION_LOOSE_TOL, warm)
             value = float(torch.linalg.vector_norm(solved.d, ord=order))
             if (
                 decide_below is not None
@@ -161,7 +165,7 @@ def stationarity(
             ):
                 # a loose answer would certify: only an answer at the solver's own accuracy
                 # may (near stationarity a loose one can be off by a large factor)
-                solved = _solve_screened(cols, op, qp)
+                solved = _solve_screened(cols, op, qp, warm=warm)
                 value = float(torch.linalg.vector_norm(solved.d, ord=order))
         except QPBackendError:
             continue
@@ -182,7 +186,8 @@ class _Columns:
 
     ``Gt`` is ``(k, n)``; ``b``, ``lb``, ``ub`` are ``(k,)``; ``is_f`` marks objective columns
     (their weights sum to ``mu``); ``screenable`` marks inequality columns that start outside
-    the working set.
+    the working set; ``stamp`` ``(k,)`` identifies the sample each column comes from across
+    iterations (-1: unknown), for warm starts.
     """
 
     Gt: torch.Tensor
@@ -192,6 +197,7 @@ class _Columns:
     is_f: np.ndarray
     screenable: np.ndarray
     mu: float
+    stamp: np.ndarray | None = None
 
 
 # Inequalities with c_j below this start outside the working set (a speed choice only: the KKT
@@ -226,6 +232,7 @@ def _reduced_columns(point: PenaltyPoint, samples: SampleSet) -> _Columns:
     lb: list[np.ndarray] = []
     ub: list[np.ndarray] = []
     kinds: list[np.ndarray] = []  # 0 equality, 1 objective, 2 inequality
+    sources: list[np.ndarray] = []  # the sample (index in the set) of each column
 
     def add(start: int, values: np.ndarray, kind: int) -> None:
         """Rows ``start .. start + m`` of the samples, constraints with values ``values`` (m,)."""
@@ -255,6 +262,7 @@ def _reduced_columns(point: PenaltyPoint, samples: SampleSet) -> _Columns:
             lb.append(np.zeros(len(j_all)))
             ub.append(mult)
         kinds.append(np.full(len(j_all), kind))
+        sources.append(np.concatenate([np.zeros(m, dtype=np.int64), s_idx]))
 
     add(1 + m_i, c_e, 0)
     add(0, np.array([float(ev.f)]), 1)
@@ -269,6 +277,7 @@ def _reduced_columns(point: PenaltyPoint, samples: SampleSet) -> _Columns:
         is_f=kind == 1,
         screenable=(kind == 2) & (-b_all < _SCREEN_BELOW),
         mu=mu,
+        stamp=None if samples.stamps is None else samples.stamps[np.concatenate(sources)],
     )
 
 
@@ -341,17 +350,19 @@ def _solve_screened(
     op: Callable[[torch.Tensor], torch.Tensor] | None,
     qp: QPSolver,
     loose_tol: float | None = None,
+    warm: SimplexWarmStart | None = None,
 ) -> _Solved:
     """The termination QP, by constraint generation over inactive inequalities.
 
     Solves on a working set; an excluded inequality column ``j`` (``y_j = 0``) is optimal in the
     full QP iff its reduced gradient ``g_jᵀ H G y + b_j = -g_jᵀ d - c_j`` is nonnegative. Columns
     that violate this are added and the QP is solved again; after a few rounds everything is in.
-    ``loose_tol``: the QP solver's loose tolerance for these QPs (``None``: its own).
+    ``loose_tol``: the QP solver's loose tolerance for these QPs (``None``: its own). ``warm``:
+    see :class:`SimplexWarmStart` (unconstrained problems).
     """
     active = ~cols.screenable
     for _round in range(6):
-        solved = _solve_subset(cols, np.nonzero(active)[0], op, qp, loose_tol)
+        solved = _solve_subset(cols, np.nonzero(active)[0], op, qp, loose_tol, warm)
         if active.all():
             return solved
         out = np.nonzero(~active)[0]
@@ -362,7 +373,7 @@ def _solve_screened(
         if not wrong.any():
             return solved
         active[out[wrong]] = True
-    return _solve_subset(cols, np.arange(len(cols.b)), op, qp, loose_tol)
+    return _solve_subset(cols, np.arange(len(cols.b)), op, qp, loose_tol, warm)
 
 
 def _solve_subset(
@@ -371,6 +382,7 @@ def _solve_subset(
     op: Callable[[torch.Tensor], torch.Tensor] | None,
     qp: QPSolver,
     loose_tol: float | None = None,
+    warm: SimplexWarmStart | None = None,
 ) -> _Solved:
     Gt = cols.Gt[torch.as_tensor(idx, device=cols.Gt.device)]
     structured = structured_gram_of(Gt, op)
@@ -394,21 +406,85 @@ def _solve_subset(
     if cols.mu != 0:  # with mu = 0 the objective columns carry no weight
         A = is_f.astype(float)[None, :]
         rhs = np.array([cols.mu])
-    sol = qp.solve(
-        make_qp(
-            P=P,  # type: ignore[arg-type]
-            q=cols.b[idx],
-            lb=cols.lb[idx],
-            ub=cols.ub[idx],
-            A=A,
-            b=rhs,
-        ),
-        key="termination" if op is not None else "termination, H = I",
-        loose_tol=loose_tol,
+    problem = make_qp(
+        P=P,  # type: ignore[arg-type]
+        q=cols.b[idx],
+        lb=cols.lb[idx],
+        ub=cols.ub[idx],
+        A=A,
+        b=rhs,
     )
-    y_all[idx] = sol.x
-    y = torch.as_tensor(sol.x, dtype=HGt.dtype, device=HGt.device)
-    return _Solved(-(HGt @ y), y_all, Gt.T @ y, sol.kkt)
+    x, kkt = None, math.inf
+    stamps = None if cols.stamp is None else cols.stamp[idx]
+    simplex = (
+        warm is not None
+        and stamps is not None
+        and A is not None
+        and isinstance(P, np.ndarray)
+        and bool(is_f.all())
+    )
+    if simplex:
+        assert warm is not None and stamps is not None
+        x, kkt = warm.solve(problem, stamps, qp.tol)
+    if x is None:
+        sol = qp.solve(
+            problem,
+            key="termination" if op is not None else "termination, H = I",
+            loose_tol=loose_tol,
+        )
+        x, kkt = sol.x, sol.kkt
+    if simplex:
+        assert warm is not None and stamps is not None
+        warm.remember(stamps, x)
+    y_all[idx] = x
+    y = torch.as_tensor(x, dtype=HGt.dtype, device=HGt.device)
+    return _Solved(-(HGt @ y), y_all, Gt.T @ y, kkt)
+
+
+class SimplexWarmStart:
+    """The last termination QP's weights per gradient sample, for the next one.
+
+    An unconstrained problem's termination QP is the minimum-norm point of the samples'
+    convex hull (:func:`ncvx.qp.simplex.min_norm_simplex`); consecutive ones share most
+    samples, so Wolfe's algorithm is started from the previous answer's support (the samples
+    still stored, identified by their stamps). Its answer is used only if the QP check accepts
+    it at the solver's strict tolerance; otherwise the QP solver's ladder answers as before.
+    Example C2: 161 QPs of 90 samples, 2.1 ms → ~0.5 ms each, the same iterates.
+    """
+
+    def __init__(self) -> None:
+        self._weights: dict[int, float] = {}
+        self.used = 0  # answers taken from Wolfe's algorithm
+        self.refused = 0  # answers the check refused (the ladder answered)
+
+    def remember(self, stamps: np.ndarray, x: np.ndarray) -> None:
+        """Keep the positive weights ``x`` (k,) of the samples ``stamps`` (k,)."""
+        on = (x > 0.0) & (stamps >= 0)
+        self._weights = dict(zip(stamps[on].tolist(), x[on].tolist()))
+
+    def solve(
+        self, problem: QPProblem, stamps: np.ndarray, tol: float
+    ) -> tuple[np.ndarray, float] | tuple[None, float]:
+        """Wolfe's answer ``(x, kkt)`` to a simplex QP ``problem`` (``P`` dense, one row of
+        ones, ``Σx = b``), started from the remembered support, or ``(None, inf)`` when it
+        fails or the check ``kkt ≤ tol`` refuses it."""
+        known = [i for i, stamp in enumerate(stamps.tolist()) if stamp in self._weights]
+        support = np.asarray(known, dtype=np.int64) if known else None
+        weights = None
+        if known:
+            weights = np.asarray([self._weights[int(stamps[i])] for i in known])
+        lam = min_norm_simplex(np.asarray(problem.P), support, weights)
+        if lam is None:
+            self.refused += 1
+            return None, math.inf
+        assert problem.b is not None
+        x = lam * float(problem.b[0])
+        kkt = kkt_residuals(problem, x)["kkt"]
+        if kkt > tol:
+            self.refused += 1
+            return None, math.inf
+        self.used += 1
+        return x, kkt
 
 
 def smooth_shortcut(
