@@ -9,7 +9,14 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from ncvx.line_search import LineSearchSettings, LineSearchStatus, _predicted_level, weak_wolfe
+from ncvx.line_search import (
+    LineSearchSettings,
+    LineSearchStatus,
+    _cubic_stops_here,
+    _model_stops_here,
+    _predicted_level,
+    weak_wolfe,
+)
 from ncvx.penalty import PenaltyPoint
 from ncvx.problem.binding import DictBinding
 from ncvx.problem.evaluator import Evaluator
@@ -333,6 +340,39 @@ def test_predicted_level_of_an_exact_quadratic(scale):
     assert math.ldexp(t, k) <= bound < math.ldexp(t, k + 1)
     assert _predicted_level(t, s0 * t, s0, C1) is None  # no curvature: nothing to go by
     assert _predicted_level(t, math.nan, s0, C1) is None
+
+
+@given(
+    s0=st.floats(-1e3, -1e-3),
+    h=st.floats(1e-3, 1e3),
+    t=st.floats(1e-3, 1e3),
+)
+def test_the_cubic_stop_is_the_quadratic_stop_on_a_quadratic(s0, h, t):
+    """On ``φ(τ) = φ(0) + s0 τ + h τ²/2`` the cubic through both ends' values and slopes is
+    the quadratic itself: the verified stop agrees with the quadratic's (away from the
+    boundary, where rounding decides)."""
+    rise, slope = s0 * t + 0.5 * h * t * t, s0 + h * t
+    boundary = 2 * (1 - C1) * (-s0) / h  # sufficient decrease exactly below it
+    assume(abs(boundary / (2 * t) - 1) > 1e-6)
+    assert _cubic_stops_here(t, rise, s0, slope, C1) == _model_stops_here(t, rise, s0, C1)
+    assert _cubic_stops_here(t, rise, s0, slope, C1) == (2 * t >= boundary)
+
+
+@pytest.mark.parametrize("verify", [False, True])
+def test_a_kink_inside_the_step_vetoes_the_model_stop(verify):
+    """``φ(x) = max(-x, -0.4x - 0.06, 0.5x - 1.5)`` from 0 along +1, started at the guess
+    t = 1: the quadratic through ``φ(0)``, ``φ'(0) = -1`` and ``φ(1) = -0.46`` predicts no
+    sufficient decrease at t = 2, but the slope at 1 (-0.4, past the kink at 0.1) is not the
+    quadratic's (+0.08): the cubic through it predicts decrease, and φ(2) = -0.5 has it. The
+    verified stop goes on to the plain search's step 2; the quadratic's stops at 1."""
+    pen = Penalty(lambda x: (torch.stack([-x, -0.4 * x - 0.06, 0.5 * x - 1.5]).max(), None, None), 1)
+    start, d = pen.point(torch.zeros(1, dtype=F64)), torch.ones(1, dtype=F64)
+    plain = weak_wolfe(pen, start, d, LineSearchSettings(c1=C1, c2=C2, init_step=4.0))
+    settings = LineSearchSettings(c1=C1, c2=C2, init_step=4.0, verify_stop=verify)
+    res = weak_wolfe(pen, start, d, settings, 1.0, guess_first=True, predict=True)
+    _assert_weak_wolfe(start, d, res)
+    assert plain.alpha == 2.0
+    assert res.alpha == (2.0 if verify else 1.0)
 
 
 @given(max_evals=st.integers(1, 4), guess_first=st.booleans(), predict=st.booleans())
