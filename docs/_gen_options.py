@@ -152,12 +152,20 @@ MEANING: dict[str, str] = {
     "Where sufficient decrease fails above some step and holds below it and the quadratic is "
     "right, the accepted step is the plain search's (the same iterates on A3, A3-n100, B2, svm-200 "
     "and svm-1000 of `benchmarks/`), with fewer evaluations when steps stay short (dictionary "
-    "learning, n = 100: 2354 → 563). `False`: the plain search, as GRANSO/PyGRANSO",
+    "learning, n = 100: 2354 → 563). On constrained problems that stop also needs the cubic "
+    "through both ends' values and slopes (the slope at the step is computed for the curvature "
+    "test anyway) to predict no sufficient decrease one grid step up: a kink inside the step "
+    "shows there (example A2: wrong stops 17 of 73 → 4 of 43). `False`: the plain search, as "
+    "GRANSO/PyGRANSO",
     "bfgs_y": "what the BFGS update learns from. `'lagrangian'`: the change of the gradient of "
     "mu f + y_eᵀce + y_iᵀci with the steering QP's multipliers y held fixed (steered steps; other "
     "steps use the penalty gradient). `'penalty'`: the change of the penalty gradient, as "
     "GRANSO/PyGRANSO do; at constraints that are exactly active its l1 term jumps by ±∇c between "
-    "iterates, which corrupts H on problems with many active constraints",
+    "iterates, which corrupts H on problems with many active linear constraints. `'auto'`: "
+    "`'lagrangian'`, switching to `'penalty'` for the rest of the run when the problem has no "
+    "equalities and no `bounds` and every inequality row's gradient changed along the first three "
+    "steered steps (all constraints nonlinear inequalities: their jumps are curvature, example "
+    "A2). `Result.extra['bfgs_pair']` says which was used",
     "bounds": "simple bounds lb ≤ x ≤ ub kept by the solver itself (iterates never leave the box; "
     "no QP rows): `(lb, ub)` for every variable or `{name: (lb, ub)}`, each bound `None`, a number "
     "or a tensor broadcastable to the variable (module mode: parameter names such as "

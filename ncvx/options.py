@@ -103,7 +103,7 @@ class Options:
     jacobian_chunk_size: int | None = None
     seed: int = 0
     qp_tol: float = 1e-9
-    bfgs_y: str = "lagrangian"
+    bfgs_y: str = "auto"
     linesearch_warm_step: bool = True
     bounds: Any = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -352,9 +352,9 @@ _CHECKS: list[Callable[[Options], None]] = [
     _int_check("seed", 0),
     _check(
         "bfgs_y",
-        lambda v: v in ("penalty", "lagrangian"),
-        "'penalty' (GRANSO: change of the penalty gradient) or 'lagrangian' (change of the "
-        "Lagrangian gradient with the steering multipliers)",
+        lambda v: v in ("auto", "penalty", "lagrangian"),
+        "'auto', 'penalty' (GRANSO: change of the penalty gradient) or 'lagrangian' (change of "
+        "the Lagrangian gradient with the steering multipliers)",
     ),
     _real_check("qp_tol", 0, 1e-6, lo_open=True),
     _check(

@@ -89,7 +89,7 @@ NCVX_FORM = {
     "jacobian_chunk_size": None,
     "seed": 0,
     "qp_tol": 1e-9,
-    "bfgs_y": "lagrangian",
+    "bfgs_y": "auto",
     "linesearch_warm_step": True,  # same accepted steps where decrease holds below a threshold
     "bounds": None,
     "stat_skip_qp": True,  # the termination QP only where its value can stop the run

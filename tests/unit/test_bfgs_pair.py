@@ -1,0 +1,92 @@
+"""The BFGS pair's automatic choice (``bfgs_y="auto"``, ``ncvx._solver._PairChoice``)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import ncvx
+from ncvx._solver import PAIR_PROBES, _PairChoice
+
+F64 = torch.float64
+
+
+def test_all_rows_changing_selects_the_penalty_pair():
+    choice = _PairChoice("auto", lagrangian_only=False)
+    assert choice.kind == "pending"
+    J_a = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=F64)
+    # the first step changes row 0 only: undecided, the Lagrangian pair meanwhile
+    assert choice.observe(J_a, J_a + torch.tensor([[0.5, 0.0], [0.0, 0.0]], dtype=F64)) == "lagrangian"
+    assert choice.kind == "pending"
+    # the second changes row 1 (row 0 unchanged this time): every row has changed once
+    assert choice.observe(J_a, J_a + torch.tensor([[0.0, 0.0], [0.0, 2.0]], dtype=F64)) == "penalty"
+    assert choice.kind == "penalty"
+    assert choice.observe(J_a, J_a) == "penalty"  # decided for the rest of the run
+
+
+def test_a_row_that_never_changes_keeps_the_lagrangian_pair():
+    choice = _PairChoice("auto", lagrangian_only=False)
+    J_a = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=F64)
+    J_b = J_a.clone()
+    J_b[0, 0] += 1.0  # row 1 is linear
+    for _ in range(PAIR_PROBES):
+        assert choice.observe(J_a, J_b) == "lagrangian"
+    assert choice.kind == "lagrangian"
+    J_b[1, 1] += 1.0  # too late: decided
+    assert choice.observe(J_a, J_b) == "lagrangian"
+
+
+@pytest.mark.parametrize("option", ["penalty", "lagrangian"])
+def test_an_explicit_choice_is_kept(option):
+    choice = _PairChoice(option, lagrangian_only=False)
+    J = torch.eye(2, dtype=F64)
+    assert choice.observe(J, 2 * J) == option
+    assert choice.kind == option
+
+
+def test_equalities_or_bounds_keep_the_lagrangian_pair():
+    choice = _PairChoice("auto", lagrangian_only=True)
+    J = torch.eye(2, dtype=F64)
+    assert choice.observe(J, 2 * J) == "lagrangian"
+
+
+def _disk(x):
+    """``min x1 + x2`` s.t. ``x1² + x2² <= 1``: ``-√2`` at ``-(1, 1)/√2``."""
+    return x.sum(), (x @ x - 1.0).reshape(1), None
+
+
+def _halfplanes(x):
+    """The same objective over the square ``|x_j| <= 1`` as linear rows: ``-2`` at ``(-1, -1)``."""
+    return x.sum(), torch.cat([x - 1.0, -x - 1.0]), None
+
+
+def _circle(x):
+    """``min x1 + x2`` s.t. ``x1² + x2² = 1``: ``-√2``."""
+    return x.sum(), None, (x @ x - 1.0).reshape(1)
+
+
+@pytest.mark.parametrize(
+    ("fn", "pair", "f_star"),
+    [
+        (_disk, "penalty", -math.sqrt(2.0)),
+        (_halfplanes, "lagrangian", -2.0),
+        (_circle, "lagrangian", -math.sqrt(2.0)),
+    ],
+)
+def test_the_choice_a_solve_makes_and_its_answer(fn, pair, f_star):
+    x0 = torch.tensor([0.3, -0.2], dtype=F64)
+    res = ncvx.solve(fn, x0, print_level=0, maxit=200, opt_tol=1e-8)
+    assert res.extra["bfgs_pair"] == pair
+    assert res.best is not None
+    assert res.best.f == pytest.approx(f_star, abs=1e-6)
+
+
+def test_a_box_as_simple_bounds_keeps_the_lagrangian_pair():
+    res = ncvx.solve(
+        _disk, torch.tensor([0.3, -0.2], dtype=F64), print_level=0, bounds=(-0.5, 0.5)
+    )
+    assert res.extra["bfgs_pair"] == "lagrangian"
+    assert res.best is not None
+    assert res.best.f == pytest.approx(-1.0, abs=1e-6)
