@@ -90,3 +90,20 @@ def test_a_box_as_simple_bounds_keeps_the_lagrangian_pair():
     assert res.extra["bfgs_pair"] == "lagrangian"
     assert res.best is not None
     assert res.best.f == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_rows_are_compared_in_blocks(monkeypatch):
+    """The comparison runs over blocks of rows (bounded temporary memory) with the same answer."""
+    import ncvx._solver as solver_mod
+
+    monkeypatch.setattr(solver_mod, "_COMPARE_ELEMENTS", 5)  # two rows of 3 entries per block
+    g = torch.Generator().manual_seed(0)
+    J_a = torch.randn(7, 3, generator=g, dtype=F64)
+    J_b = J_a.clone()
+    J_b[[0, 3, 6], 1] += 1.0
+    choice = _PairChoice("auto", lagrangian_only=False)
+    choice.observe(J_a, J_b)
+    assert choice._changed.tolist() == [True, False, False, True, False, False, True]
+    J_c = J_a.clone()
+    J_c[[1, 2, 4, 5], 2] -= 1.0
+    assert choice.observe(J_a, J_c) == "penalty"
