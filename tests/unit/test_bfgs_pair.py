@@ -107,3 +107,13 @@ def test_rows_are_compared_in_blocks(monkeypatch):
     J_c = J_a.clone()
     J_c[[1, 2, 4, 5], 2] -= 1.0
     assert choice.observe(J_a, J_c) == "penalty"
+
+
+def test_limited_memory_keeps_the_lagrangian_pair():
+    """L-BFGS rescales its base operator from every pair: no penalty pair there."""
+    res = ncvx.solve(
+        _disk, torch.tensor([0.3, -0.2], dtype=F64), print_level=0, limited_mem_size=5
+    )
+    assert res.extra["bfgs_pair"] == "lagrangian"
+    assert res.best is not None
+    assert res.best.f == pytest.approx(-math.sqrt(2.0), abs=1e-6)
