@@ -3,7 +3,8 @@
 ``python -m benchmarks.start_scan cnn-bounds --seeds 0 1 2 3 4 5 6 7`` runs the case once per
 seed, in one process with 1 torch thread: seed 0 is the suite's own start, seed ``s > 0`` adds
 ``1e-9 · N(0, 1)`` (generator seed ``s``) to ``x0``, clamped into the simple bounds' [0, 1] for
-the CNN attacks. It prints the termination code, iterations, wall seconds and final f of each.
+the CNN attacks. It prints the termination code, iterations, evaluations, wall seconds, final f
+and violation, and the best feasible f of each.
 
 The CNN attacks' trajectories are chaotic: a GPU's reductions, a different BLAS thread count or
 such a perturbation sends them to different iterates, some of which meet QPs that the suite's
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     case = next(c for cases in SUITES.values() for c in cases if c.name == args.case)
     problems.prepare(case.builder, **case.params)
     overrides = dict(_parse_override(text) for text in args.opt)
-    print(f"{'seed':>4} {'code':>4} {'iters':>5} {'evals':>5} {'wall s':>8}  {'f':<18} viol")
+    print(f"{'seed':>4} {'code':>4} {'iters':>5} {'evals':>5} {'wall s':>8}  {'f':<18} {'viol':<8} best f")
     for seed in args.seeds:
         var_spec, fn, opts, _ = problems.build(case.builder, pygransoStruct, **case.params)
         o = pygransoStruct()
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
         wall = time.perf_counter() - start
         print(
             f"{seed:>4} {soln.termination_code:>4} {soln.iters:>5} {soln.fn_evals:>5} {wall:>8.2f}  "
-            f"{float(soln.final.f):<18.10g} {float(getattr(soln.final, 'tv', 0.0)):.2g}",
+            f"{float(soln.final.f):<18.10g} {float(getattr(soln.final, 'tv', 0.0)):<8.2g} "
+            f"{_best_f(soln):.10g}",
             flush=True,
         )
 
@@ -89,6 +91,13 @@ def _parse_override(text: str) -> tuple[str, object]:
     except (ValueError, SyntaxError):
         value = raw
     return name.strip(), value
+
+
+def _best_f(soln) -> float:
+    """The best point's f (feasible to tolerance; unconstrained: the lowest f), NaN if none."""
+    best = getattr(soln, "best", None)
+    f = getattr(best, "f", None) if best is not None else None
+    return float(f) if f is not None else float("nan")
 
 
 if __name__ == "__main__":

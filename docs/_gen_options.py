@@ -162,11 +162,11 @@ MEANING: dict[str, str] = {
     "steps use the penalty gradient). `'penalty'`: the change of the penalty gradient, as "
     "GRANSO/PyGRANSO do; at constraints that are exactly active its l1 term jumps by ±∇c between "
     "iterates, which corrupts H on problems with many active linear constraints. `'auto'`: "
-    "`'lagrangian'`, switching to `'penalty'` for the rest of the run when the problem has no "
-    "equalities, no `bounds`, full BFGS (`limited_mem_size=0`) and every inequality row's gradient "
-    "changed along the first three steered steps (all constraints nonlinear inequalities: their "
-    "jumps are curvature, example A2; L-BFGS rescales H from every pair, so a jump shrinks all of "
-    "it). `Result.extra['bfgs_pair']` says which was used",
+    "`'lagrangian'`; when the problem has no equalities, no `bounds`, full BFGS "
+    "(`limited_mem_size=0`) and every inequality row's gradient changed along the first three "
+    "steered steps (all constraints nonlinear inequalities), rows violated at both ends of a step "
+    "weigh 1 instead of their multiplier from then on (`'lagrangian+violated'`: the penalty "
+    "function's own curvature there; example A2). `Result.extra['bfgs_pair']` says which was used",
     "bounds": "simple bounds lb ≤ x ≤ ub kept by the solver itself (iterates never leave the box; "
     "no QP rows): `(lb, ub)` for every variable or `{name: (lb, ub)}`, each bound `None`, a number "
     "or a tensor broadcastable to the variable (module mode: parameter names such as "

@@ -447,15 +447,24 @@ class BFGSSQP:
         a.ensure_gradients()
         b.ensure_gradients()
         assert a.J_e is not None and b.J_e is not None and a.J_i is not None and b.J_i is not None
-        if self.pair.observe(a.J_i, b.J_i) == "penalty":
+        was = self.pair.kind
+        if self.pair.observe(a.J_i, b.J_i) == VIOLATED_PAIR and was != VIOLATED_PAIR:
             logger.info(
                 "every inequality's gradient changed along the first steps (no equalities, no "
-                "simple bounds): the BFGS pair is the penalty gradient's from iteration %d on",
+                "simple bounds, full BFGS): rows violated at both ends of a step weigh 1 in the "
+                "BFGS pair from iteration %d on",
                 self.iters,
             )
-            return y_penalty
         # rows ordered like the multipliers: [J_e; J_i]
-        y = new.mu * (new.grad_f - old.grad_f) + multipliers @ b.C - multipliers @ a.C
+        weights = multipliers
+        if self.pair.kind == VIOLATED_PAIR:
+            # where a row is violated at both ends the penalty function is smooth in it with
+            # weight 1: its curvature, not the multiplier estimate's share of it
+            both = (a.ci > 0) & (b.ci > 0)
+            m_e = a.J_e.shape[0]
+            weights = multipliers.clone()
+            weights[m_e:] = torch.where(both, torch.ones_like(weights[m_e:]), weights[m_e:])
+        y = new.mu * (new.grad_f - old.grad_f) + weights @ b.C - weights @ a.C
         s = new.x - old.x
         if float(s @ y) <= 0 < float(s @ y_penalty):
             self.lagrangian_fallbacks += 1
@@ -772,7 +781,7 @@ class BFGSSQP:
             scalings=scalings,
             extra={
                 "lagrangian_fallbacks": self.lagrangian_fallbacks,
-                "bfgs_pair": self.pair.kind,
+                "bfgs_pair": self.pair.used(self.constrained),
                 "feasibility_corrections": self.feasibility_corrections,
                 "condition_capped": getattr(self.apply_H_qp, "times_capped", 0),
                 "damped_cap_from": self.damped_cap_from,
@@ -784,24 +793,29 @@ class BFGSSQP:
 PAIR_PROBES = 3
 #: Jacobian entries compared at a time by :class:`_PairChoice` (bounds its temporary memory).
 _COMPARE_ELEMENTS = 1 << 22
+#: The pair ``bfgs_y="auto"`` switches to (``Result.extra["bfgs_pair"]``).
+VIOLATED_PAIR = "lagrangian+violated"
 
 
 class _PairChoice:
     """Which change of gradient the BFGS update learns from (option ``bfgs_y``).
 
-    ``"auto"`` starts with the Lagrangian pair and switches to the penalty pair, for the rest of
-    the run, once every inequality row's gradient has changed between the two ends of some
-    steered step within the first :data:`PAIR_PROBES` (a problem whose constraints are all
-    nonlinear inequalities); with equality constraints, simple bounds or limited-memory BFGS it
-    keeps the Lagrangian pair throughout. The Lagrangian pair leaves out the jumps of the l1
-    term at rows the QPs model exactly (linear rows: the SVMs' hinges, a box) and keeps the
-    equalities' curvature with their multiplier estimates (A3, B3 with duplicated rows); where
-    every row is nonlinear those jumps are the constraints' own nonsmooth curvature, which
-    GRANSO's penalty pair keeps (example A2: median best f over eight starts 11.100 with it,
-    11.19 without; PyGRANSO 11.097). L-BFGS rescales its base ``γ = sᵀy / yᵀy`` from every
-    pair, so one pair dominated by a jump ``∇c`` shrinks all of ``H``: the discrepancy-
-    constrained deep image prior (L-BFGS(10), one nonlinear row) lost 0.08–0.20 dB of PSNR with
-    the penalty pair over three network seeds (σ = 0.05).
+    ``"auto"`` starts with the Lagrangian pair (the steering multipliers as the constraints'
+    weights) and, once every inequality row's gradient has changed between the two ends of
+    some steered step within the first :data:`PAIR_PROBES` (all constraints nonlinear
+    inequalities), gives weight 1 instead to every row violated at both ends of a step
+    (:data:`VIOLATED_PAIR`, for the rest of the run): there the penalty function is smooth in
+    that row and weighs it fully, while the steering QP's multiplier is a model estimate that
+    can be far smaller (example A2 while infeasible: 0.006 … 0.4). Rows that change sign along
+    the step keep their multiplier (GRANSO's penalty pair would take the jump of ``max(c, 0)``'s
+    gradient, noise at an active row: Hock–Schittkowski 10 and 12 took 108 and 111 iterations
+    with it, 14 and 10 without). With equality constraints, simple bounds or limited-memory BFGS
+    ``"auto"`` keeps the Lagrangian pair throughout: measured, the weights moved the CNN attack
+    with its box as rows to worse feasibility after its 100 iterations, and L-BFGS rescales its
+    base ``γ = sᵀy / yᵀy`` from every pair, so one pair weighted by a violated row shrinks all of
+    ``H`` (the discrepancy-constrained deep image prior lost 0.08–0.20 dB with GRANSO's pair).
+    Example A2 (full BFGS, one spectral-abscissa row): median best f over sixteen starts 11.07
+    with the weights, 11.19 without; PyGRANSO 11.097 (six starts).
     """
 
     def __init__(self, option: str, lagrangian_only: bool) -> None:
@@ -811,9 +825,17 @@ class _PairChoice:
         if option == "auto":
             self.kind = "lagrangian" if lagrangian_only else "pending"
 
+    def used(self, constrained: bool) -> str:
+        """The pair the run used, for the result: without constraints the penalty gradient is
+        ``∇f`` (``"penalty"``); still undecided means the Lagrangian pair."""
+        if not constrained:
+            return "penalty"
+        return "lagrangian" if self.kind == "pending" else self.kind
+
     def observe(self, J_a: torch.Tensor, J_b: torch.Tensor) -> str:
         """Record a steered step's inequality Jacobians at its ends (``(m_i, n)`` each) while
-        undecided; returns the pair to use for this step (``"lagrangian"`` or ``"penalty"``)."""
+        undecided; returns the pair to use for this step (``"lagrangian"`` or
+        :data:`VIOLATED_PAIR`)."""
         if self.kind != "pending":
             return self.kind
         if J_a.shape[0] == 0:
@@ -829,7 +851,7 @@ class _PairChoice:
             self._changed[block] = (J_b[block] != J_a[block]).any(dim=1)
         self._probes += 1
         if bool(self._changed.all()):
-            self.kind = "penalty"
+            self.kind = VIOLATED_PAIR
             return self.kind
         if self._probes >= PAIR_PROBES:
             self.kind = "lagrangian"

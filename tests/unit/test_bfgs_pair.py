@@ -8,12 +8,12 @@ import pytest
 import torch
 
 import ncvx
-from ncvx._solver import PAIR_PROBES, _PairChoice
+from ncvx._solver import PAIR_PROBES, VIOLATED_PAIR, _PairChoice
 
 F64 = torch.float64
 
 
-def test_all_rows_changing_selects_the_penalty_pair():
+def test_all_rows_changing_selects_the_violated_row_weights():
     choice = _PairChoice("auto", lagrangian_only=False)
     assert choice.kind == "pending"
     J_a = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=F64)
@@ -21,9 +21,9 @@ def test_all_rows_changing_selects_the_penalty_pair():
     assert choice.observe(J_a, J_a + torch.tensor([[0.5, 0.0], [0.0, 0.0]], dtype=F64)) == "lagrangian"
     assert choice.kind == "pending"
     # the second changes row 1 (row 0 unchanged this time): every row has changed once
-    assert choice.observe(J_a, J_a + torch.tensor([[0.0, 0.0], [0.0, 2.0]], dtype=F64)) == "penalty"
-    assert choice.kind == "penalty"
-    assert choice.observe(J_a, J_a) == "penalty"  # decided for the rest of the run
+    assert choice.observe(J_a, J_a + torch.tensor([[0.0, 0.0], [0.0, 2.0]], dtype=F64)) == VIOLATED_PAIR
+    assert choice.kind == VIOLATED_PAIR
+    assert choice.observe(J_a, J_a) == VIOLATED_PAIR  # decided for the rest of the run
 
 
 def test_a_row_that_never_changes_keeps_the_lagrangian_pair():
@@ -70,7 +70,7 @@ def _circle(x):
 @pytest.mark.parametrize(
     ("fn", "pair", "f_star"),
     [
-        (_disk, "penalty", -math.sqrt(2.0)),
+        (_disk, VIOLATED_PAIR, -math.sqrt(2.0)),
         (_halfplanes, "lagrangian", -2.0),
         (_circle, "lagrangian", -math.sqrt(2.0)),
     ],
@@ -106,7 +106,7 @@ def test_rows_are_compared_in_blocks(monkeypatch):
     assert choice._changed.tolist() == [True, False, False, True, False, False, True]
     J_c = J_a.clone()
     J_c[[1, 2, 4, 5], 2] -= 1.0
-    assert choice.observe(J_a, J_c) == "penalty"
+    assert choice.observe(J_a, J_c) == VIOLATED_PAIR
 
 
 def test_limited_memory_keeps_the_lagrangian_pair():
@@ -117,3 +117,14 @@ def test_limited_memory_keeps_the_lagrangian_pair():
     assert res.extra["bfgs_pair"] == "lagrangian"
     assert res.best is not None
     assert res.best.f == pytest.approx(-math.sqrt(2.0), abs=1e-6)
+
+
+def test_the_reported_pair():
+    """Undecided means the Lagrangian pair was used; without constraints the pair is ∇f's
+    change, the penalty gradient's with μ = 1."""
+    choice = _PairChoice("auto", lagrangian_only=False)
+    assert choice.used(constrained=True) == "lagrangian"
+    assert choice.used(constrained=False) == "penalty"
+    res = ncvx.solve(lambda x: ((x - 1.0).abs().sum(), None, None), torch.zeros(3, dtype=F64),
+                     print_level=0)
+    assert res.extra["bfgs_pair"] == "penalty"
