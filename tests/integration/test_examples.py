@@ -95,8 +95,8 @@ def test_a2_spectral_abscissa_200_iterations_matches_reference() -> None:
     11.078, as a median over the documented start and two 1e-9-perturbed ones: the run is
     chaotic, one start measures the luck of one trajectory (session 14, six starts: ncvx 11.17
     … 11.33, median 11.19 with the Lagrangian BFGS pair; PyGRANSO 11.07 … 11.12, median 11.097;
-    session 15, ``bfgs_y="auto"`` takes the penalty pair here: 11.04 … 11.16 over eight
-    starts, median 11.100; these three: 11.099, 11.160, 11.101)."""
+    session 15, ``bfgs_y="auto"`` weighs the violated row fully here: 11.03 … 11.16 over
+    sixteen starts, median 11.083, PyGRANSO's 11.108; these three: 11.057, 11.163, 11.035)."""
     ex = EXAMPLES["spectral_abscissa"](maxit=200)
     x0 = ex.options["x0"]
     values = []
