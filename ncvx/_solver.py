@@ -814,8 +814,8 @@ class _PairChoice:
     with its box as rows to worse feasibility after its 100 iterations, and L-BFGS rescales its
     base ``γ = sᵀy / yᵀy`` from every pair, so one pair weighted by a violated row shrinks all of
     ``H`` (the discrepancy-constrained deep image prior lost 0.08–0.20 dB with GRANSO's pair).
-    Example A2 (full BFGS, one spectral-abscissa row): median best f over sixteen starts 11.07
-    with the weights, 11.19 without; PyGRANSO 11.097 (six starts).
+    Example A2 (full BFGS, one spectral-abscissa row): median best f over sixteen starts 11.08
+    with the weights, 11.19 without; PyGRANSO 11.11 (sixteen starts).
     """
 
     def __init__(self, option: str, lagrangian_only: bool) -> None:
