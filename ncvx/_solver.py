@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from .bfgs_pair import GradientChange
 from .bounds import Box, masked
 from .callbacks import IterationRecord
 from .directions import DirectionFinder, FallbackLadder
@@ -226,8 +227,7 @@ class BFGSSQP:
             gen,
         )
         self.iters = 0
-        self.lagrangian_fallbacks = 0
-        self.pair = _PairChoice(
+        self.pair = GradientChange(
             o.bfgs_y, ev0.ce.numel() > 0 or self.box is not None or o.limited_mem_size > 0
         )
         self._short_streak = 0
@@ -377,7 +377,7 @@ class BFGSSQP:
                 )
         new = self._feasibility_correction(ls.point)
         s = new.x - start.x
-        y = self._gradient_change(start, new, multipliers)
+        y = self.pair(start, new, multipliers, self.iters)
         rel_diff = (
             abs(new.phi - start.phi) / abs(start.phi)
             if mu == point.mu and start.phi != 0
@@ -425,51 +425,6 @@ class BFGSSQP:
     def _first_level(ladder: Any) -> bool:
         """Whether the direction is of the ladder's first level (not random)."""
         return bool(ladder.level == ladder.lowest and ladder.level < 4)
-
-    def _gradient_change(
-        self, old: PenaltyPoint, new: PenaltyPoint, multipliers: torch.Tensor | None
-    ) -> torch.Tensor:
-        """The BFGS ``y``: change of the penalty gradient (GRANSO), or, with ``bfgs_y =
-        "lagrangian"`` and a steered step, of the Lagrangian ``mu f + y_eᵀce + y_iᵀci`` with the
-        steering QP's multipliers held fixed. The latter leaves out the jumps of the l1 violation
-        term at constraints that are exactly active (which the QP already models) and keeps the
-        curvature of f and of the constraints.
-
-        Where the Lagrangian has no positive curvature along the step (``sᵀy <= 0``: near a
-        saddle of the reduced problem, or with poor multiplier estimates) while the penalty
-        function has, the penalty pair is used for that step instead: damping a nonpositive pair
-        would otherwise shrink H step after step (example B3 with d = 2 stalled at a
-        non-critical point with a tiny H-weighted stationarity measure)."""
-        y_penalty = new.grad_phi - old.grad_phi
-        if self.pair.kind == "penalty" or multipliers is None:
-            return y_penalty
-        a, b = old.ev, new.ev
-        a.ensure_gradients()
-        b.ensure_gradients()
-        assert a.J_e is not None and b.J_e is not None and a.J_i is not None and b.J_i is not None
-        was = self.pair.kind
-        if self.pair.observe(a.J_i, b.J_i) == VIOLATED_PAIR and was != VIOLATED_PAIR:
-            logger.info(
-                "every inequality's gradient changed along the first steps (no equalities, no "
-                "simple bounds, full BFGS): rows violated at both ends of a step weigh 1 in the "
-                "BFGS pair from iteration %d on",
-                self.iters,
-            )
-        # rows ordered like the multipliers: [J_e; J_i]
-        weights = multipliers
-        if self.pair.kind == VIOLATED_PAIR:
-            # where a row is violated at both ends the penalty function is smooth in it with
-            # weight 1: its curvature, not the multiplier estimate's share of it
-            both = (a.ci > 0) & (b.ci > 0)
-            m_e = a.J_e.shape[0]
-            weights = multipliers.clone()
-            weights[m_e:] = torch.where(both, torch.ones_like(weights[m_e:]), weights[m_e:])
-        y = new.mu * (new.grad_f - old.grad_f) + weights @ b.C - weights @ a.C
-        s = new.x - old.x
-        if float(s @ y) <= 0 < float(s @ y_penalty):
-            self.lagrangian_fallbacks += 1
-            return y_penalty
-        return y
 
     # ------------------------------------------------------------------------------ feasibility
     def _feasibility_correction(self, point: PenaltyPoint) -> PenaltyPoint:
@@ -780,79 +735,10 @@ class BFGSSQP:
             constrained=self.constrained,
             scalings=scalings,
             extra={
-                "lagrangian_fallbacks": self.lagrangian_fallbacks,
+                "lagrangian_fallbacks": self.pair.fallbacks,
                 "bfgs_pair": self.pair.used(self.constrained),
                 "feasibility_corrections": self.feasibility_corrections,
                 "condition_capped": getattr(self.apply_H_qp, "times_capped", 0),
                 "damped_cap_from": self.damped_cap_from,
             },
         )
-
-
-#: Steered BFGS updates over which ``bfgs_y="auto"`` watches the inequality rows' gradients.
-PAIR_PROBES = 3
-#: Jacobian entries compared at a time by :class:`_PairChoice` (bounds its temporary memory).
-_COMPARE_ELEMENTS = 1 << 22
-#: The pair ``bfgs_y="auto"`` switches to (``Result.extra["bfgs_pair"]``).
-VIOLATED_PAIR = "lagrangian+violated"
-
-
-class _PairChoice:
-    """Which change of gradient the BFGS update learns from (option ``bfgs_y``).
-
-    ``"auto"`` starts with the Lagrangian pair (the steering multipliers as the constraints'
-    weights) and, once every inequality row's gradient has changed between the two ends of
-    some steered step within the first :data:`PAIR_PROBES` (all constraints nonlinear
-    inequalities), gives weight 1 instead to every row violated at both ends of a step
-    (:data:`VIOLATED_PAIR`, for the rest of the run): there the penalty function is smooth in
-    that row and weighs it fully, while the steering QP's multiplier is a model estimate that
-    can be far smaller (example A2 while infeasible: 0.006 … 0.4). Rows that change sign along
-    the step keep their multiplier (GRANSO's penalty pair would take the jump of ``max(c, 0)``'s
-    gradient, noise at an active row: Hock–Schittkowski 10 and 12 took 108 and 111 iterations
-    with it, 14 and 10 without). With equality constraints, simple bounds or limited-memory BFGS
-    ``"auto"`` keeps the Lagrangian pair throughout: measured, the weights moved the CNN attack
-    with its box as rows to worse feasibility after its 100 iterations, and L-BFGS rescales its
-    base ``γ = sᵀy / yᵀy`` from every pair, so one pair weighted by a violated row shrinks all of
-    ``H`` (the discrepancy-constrained deep image prior lost 0.08–0.20 dB with GRANSO's pair).
-    Example A2 (full BFGS, one spectral-abscissa row): median best f over sixteen starts 11.08
-    with the weights, 11.19 without; PyGRANSO 11.11 (sixteen starts).
-    """
-
-    def __init__(self, option: str, lagrangian_only: bool) -> None:
-        self.kind = option
-        self._changed: torch.Tensor | None = None
-        self._probes = 0
-        if option == "auto":
-            self.kind = "lagrangian" if lagrangian_only else "pending"
-
-    def used(self, constrained: bool) -> str:
-        """The pair the run used, for the result: without constraints the penalty gradient is
-        ``∇f`` (``"penalty"``); still undecided means the Lagrangian pair."""
-        if not constrained:
-            return "penalty"
-        return "lagrangian" if self.kind == "pending" else self.kind
-
-    def observe(self, J_a: torch.Tensor, J_b: torch.Tensor) -> str:
-        """Record a steered step's inequality Jacobians at its ends (``(m_i, n)`` each) while
-        undecided; returns the pair to use for this step (``"lagrangian"`` or
-        :data:`VIOLATED_PAIR`)."""
-        if self.kind != "pending":
-            return self.kind
-        if J_a.shape[0] == 0:
-            self.kind = "lagrangian"
-            return self.kind
-        if self._changed is None:
-            self._changed = torch.zeros(J_a.shape[0], dtype=torch.bool, device=J_a.device)
-        rows = (~self._changed).nonzero().squeeze(1)
-        # in blocks of rows: an SVM's (10 000, 5021) Jacobians copied whole cost 0.5 GB of peak
-        step = max(1, _COMPARE_ELEMENTS // max(J_a.shape[1], 1))
-        for lo in range(0, rows.numel(), step):
-            block = rows[lo : lo + step]
-            self._changed[block] = (J_b[block] != J_a[block]).any(dim=1)
-        self._probes += 1
-        if bool(self._changed.all()):
-            self.kind = VIOLATED_PAIR
-            return self.kind
-        if self._probes >= PAIR_PROBES:
-            self.kind = "lagrangian"
-        return "lagrangian"
