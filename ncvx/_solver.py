@@ -377,7 +377,7 @@ class BFGSSQP:
                 )
         new = self._feasibility_correction(ls.point)
         s = new.x - start.x
-        y = self.pair(start, new, multipliers, self.iters)
+        y = self.pair(start, new, multipliers, self.iters + 1)
         rel_diff = (
             abs(new.phi - start.phi) / abs(start.phi)
             if mu == point.mu and start.phi != 0
@@ -737,6 +737,7 @@ class BFGSSQP:
             extra={
                 "lagrangian_fallbacks": self.pair.fallbacks,
                 "bfgs_pair": self.pair.used(self.constrained),
+                "bfgs_pair_from": self.pair.switched_at,
                 "feasibility_corrections": self.feasibility_corrections,
                 "condition_capped": getattr(self.apply_H_qp, "times_capped", 0),
                 "damped_cap_from": self.damped_cap_from,

@@ -41,6 +41,8 @@ class GradientChange:
     def __init__(self, option: str, lagrangian_only: bool) -> None:
         self.choice = PairChoice(option, lagrangian_only)
         self.fallbacks = 0
+        #: the iteration from which ``"auto"`` weighs violated rows fully (``None``: never)
+        self.switched_at: int | None = None
 
     def used(self, constrained: bool) -> str:
         """The pair the run used (see :meth:`PairChoice.used`)."""
@@ -64,6 +66,7 @@ class GradientChange:
         assert a.J_e is not None and b.J_e is not None and a.J_i is not None and b.J_i is not None
         was = self.choice.kind
         if self.choice.observe(a.J_i, b.J_i) == VIOLATED_PAIR and was != VIOLATED_PAIR:
+            self.switched_at = iteration
             logger.info(
                 "every inequality's gradient changed along the first steps (no equalities, no "
                 "simple bounds, full BFGS): rows violated at both ends of a step weigh 1 in the "

@@ -201,6 +201,12 @@ class TablePrinter:
                 f"H's condition number capped in the QPs from iteration {capped_from} on "
                 "(most BFGS updates were damped; regularize_damped_threshold)"
             )
+        pair_from = result.extra.get("bfgs_pair_from")
+        if pair_from is not None:
+            self._write(
+                f"BFGS pair: rows violated at both ends of a step weigh 1 from iteration {pair_from} "
+                "on (every constraint a nonlinear inequality; bfgs_y='auto')"
+            )
         hint = damping_hint(result)
         if hint is not None:
             self._write(self._orange(hint))

@@ -83,6 +83,7 @@ def test_the_choice_a_solve_makes_and_its_answer(fn, pair, f_star):
     x0 = torch.tensor([0.3, -0.2], dtype=F64)
     res = ncvx.solve(fn, x0, print_level=0, maxit=200, opt_tol=1e-8)
     assert res.extra["bfgs_pair"] == pair
+    assert (res.extra["bfgs_pair_from"] == 1) is (pair == VIOLATED_PAIR)  # the first step
     assert res.best is not None
     assert res.best.f == pytest.approx(f_star, abs=1e-6)
 

@@ -274,3 +274,15 @@ def test_summary_says_when_the_automatic_cap_started() -> None:
         printer.summary(result)
         text = printer.stream.getvalue()  # type: ignore[attr-defined]
         assert ("capped in the QPs from iteration 21" in text) is shown
+
+
+def test_summary_says_when_the_bfgs_pair_weighs_violated_rows() -> None:
+    import dataclasses
+
+    base = _tiny_result()
+    for start, shown in ((None, False), (3, True)):
+        result = dataclasses.replace(base, extra={**base.extra, "bfgs_pair_from": start})
+        printer = TablePrinter(n=2, m_i=1, m_e=0, stream=io.StringIO())
+        printer.summary(result)
+        text = printer.stream.getvalue()  # type: ignore[attr-defined]
+        assert ("violated at both ends of a step weigh 1 from iteration 3" in text) is shown
